@@ -1,0 +1,105 @@
+/**
+ * The one error catalogue.
+ *
+ * Two vocabularies, kept apart on purpose (STYLE.md items 1–3):
+ * - `Reason` is the precise, internal, stable machine reason of a decision. It goes to the
+ *   decision record, metrics labels and the log. Never free text. Category prefixes follow
+ *   the SECURITY.md taxonomy (`http.*`, `route.*`, `token.*`, `upstream.*`, …).
+ * - `ProblemCode` is what the caller sees in the RFC 9457 body. Several reasons may share one
+ *   public code, so a caller learns no more than it needs (e.g. every bad token is
+ *   `invalid_token`, SECURITY.md JWT-16), while the operator keeps the precise reason.
+ *
+ * Gateway refusals and upstream failures never share a code (DESIGN.md). Codes are never reused
+ * or renamed; `docs/errors.md` lists every entry and `test/errors.test.ts` fails on drift.
+ */
+
+export interface ProblemDefinition {
+  readonly status: number;
+  readonly title: string;
+}
+
+export const PROBLEMS = {
+  bad_request: { status: 400, title: 'Malformed request' },
+  path_not_canonical: { status: 400, title: 'Request path is not in canonical form' },
+  request_framing_invalid: { status: 400, title: 'Ambiguous or invalid request framing' },
+  credential_missing: { status: 401, title: 'Authentication required' },
+  route_not_found: { status: 404, title: 'No route for this request' },
+  method_not_allowed: { status: 405, title: 'Method not allowed on this route' },
+  request_timeout: { status: 408, title: 'Request not received in time' },
+  body_too_large: { status: 413, title: 'Request body too large' },
+  host_not_allowed: { status: 421, title: 'Host not served by this listener' },
+  header_too_large: { status: 431, title: 'Request header fields too large' },
+  internal_error: { status: 500, title: 'Internal gateway error' },
+  gateway_unavailable: { status: 503, title: 'Gateway not accepting requests' },
+  upstream_unreachable: { status: 502, title: 'Upstream could not be reached' },
+  upstream_bad_response: { status: 502, title: 'Upstream sent an invalid response' },
+  upstream_unavailable: { status: 503, title: 'Upstream unavailable' },
+  upstream_timeout: { status: 504, title: 'Upstream did not answer in time' },
+} as const satisfies Record<string, ProblemDefinition>;
+
+export type ProblemCode = keyof typeof PROBLEMS;
+
+/**
+ * Every decision reason, and the public problem it maps to. `allowed` is the reason of a
+ * request that was forwarded (its outcome is then the upstream's status).
+ */
+export const REASONS = {
+  'allowed': null,
+  // ingress (stage 1)
+  'http.malformed': 'bad_request',
+  'http.framing_ambiguous': 'request_framing_invalid',
+  'http.transfer_encoding_invalid': 'request_framing_invalid',
+  'http.host_missing': 'bad_request',
+  'http.host_duplicate': 'bad_request',
+  'http.host_mismatch': 'bad_request',
+  'http.target_invalid': 'bad_request',
+  'http.header_name_invalid': 'bad_request',
+  'http.upgrade_refused': 'bad_request',
+  'http.path_not_canonical': 'path_not_canonical',
+  'http.host_not_allowed': 'host_not_allowed',
+  'http.header_too_large': 'header_too_large',
+  'http.timeout': 'request_timeout',
+  'http.body_too_large': 'body_too_large',
+  // routing
+  'route.not_found': 'route_not_found',
+  'route.method_not_allowed': 'method_not_allowed',
+  // credential (stage 3): until a credential type is configured every protected route refuses.
+  'token.missing': 'credential_missing',
+  // proxy (stage 6)
+  'upstream.unreachable': 'upstream_unreachable',
+  'upstream.bad_response': 'upstream_bad_response',
+  'upstream.unavailable': 'upstream_unavailable',
+  'upstream.timeout': 'upstream_timeout',
+  // the gateway itself
+  'gateway.draining': 'gateway_unavailable',
+  'gateway.internal_error': 'internal_error',
+} as const satisfies Record<string, ProblemCode | null>;
+
+export type Reason = keyof typeof REASONS;
+export type RefusalReason = Exclude<Reason, 'allowed'>;
+
+export function problemFor(reason: RefusalReason): { code: ProblemCode } & ProblemDefinition {
+  const code = REASONS[reason];
+  return { code, ...PROBLEMS[code] };
+}
+
+/** Base URI of the `type` member of problem documents (RFC 9457 §3.1.1). */
+export const PROBLEM_TYPE_BASE = 'https://portcullis.dev/errors/';
+
+/**
+ * Configuration errors: printed as `file:line:col CODE path: message`.
+ */
+export const CONFIG_ERRORS = {
+  CONFIG_FILE_UNREADABLE: 'The configuration file (or a file it references) cannot be read',
+  CONFIG_YAML_SYNTAX: 'The file is not valid YAML (includes duplicate keys)',
+  CONFIG_UNKNOWN_KEY: 'A key that the schema does not define',
+  CONFIG_INVALID_TYPE: 'A value of the wrong type, or a required key that is missing',
+  CONFIG_INVALID_VALUE: 'A value of the right type that is out of range or malformed',
+  CONFIG_ENV_UNSET: 'A ${VAR} reference to an environment variable that is not set',
+  CONFIG_DANGLING_REF: 'A reference to an id that is not defined (upstream, api, zone, listener)',
+  CONFIG_DUPLICATE_ID: 'Two entries of one kind share an id, name or address',
+  CONFIG_CONFLICT: 'Settings that are each valid but contradict each other',
+  CONFIG_INSECURE_UNACKNOWLEDGED: 'An insecure option without its exact acknowledgement string',
+} as const;
+
+export type ConfigErrorCode = keyof typeof CONFIG_ERRORS;
