@@ -23,6 +23,7 @@ export const PROBLEMS = {
   path_not_canonical: { status: 400, title: 'Request path is not in canonical form' },
   request_framing_invalid: { status: 400, title: 'Ambiguous or invalid request framing' },
   credential_missing: { status: 401, title: 'Authentication required' },
+  invalid_token: { status: 401, title: 'The access token is not valid' },
   route_not_found: { status: 404, title: 'No route for this request' },
   method_not_allowed: { status: 405, title: 'Method not allowed on this route' },
   request_timeout: { status: 408, title: 'Request not received in time' },
@@ -30,7 +31,6 @@ export const PROBLEMS = {
   host_not_allowed: { status: 421, title: 'Host not served by this listener' },
   header_too_large: { status: 431, title: 'Request header fields too large' },
   internal_error: { status: 500, title: 'Internal gateway error' },
-  gateway_unavailable: { status: 503, title: 'Gateway not accepting requests' },
   upstream_unreachable: { status: 502, title: 'Upstream could not be reached' },
   upstream_bad_response: { status: 502, title: 'Upstream sent an invalid response' },
   upstream_unavailable: { status: 503, title: 'Upstream unavailable' },
@@ -60,18 +60,21 @@ export const REASONS = {
   'http.header_too_large': 'header_too_large',
   'http.timeout': 'request_timeout',
   'http.body_too_large': 'body_too_large',
+  // The client went away (or broke the stream) before the exchange completed; nothing is sent.
+  'http.client_closed': 'bad_request',
   // routing
   'route.not_found': 'route_not_found',
   'route.method_not_allowed': 'method_not_allowed',
   // credential (stage 3): until a credential type is configured every protected route refuses.
   'token.missing': 'credential_missing',
+  // A token was presented but no configured issuer can verify it.
+  'token.issuer_unknown': 'invalid_token',
   // proxy (stage 6)
   'upstream.unreachable': 'upstream_unreachable',
   'upstream.bad_response': 'upstream_bad_response',
   'upstream.unavailable': 'upstream_unavailable',
   'upstream.timeout': 'upstream_timeout',
   // the gateway itself
-  'gateway.draining': 'gateway_unavailable',
   'gateway.internal_error': 'internal_error',
 } as const satisfies Record<string, ProblemCode | null>;
 
@@ -83,8 +86,8 @@ export function problemFor(reason: RefusalReason): { code: ProblemCode } & Probl
   return { code, ...PROBLEMS[code] };
 }
 
-/** Base URI of the `type` member of problem documents (RFC 9457 §3.1.1). */
-export const PROBLEM_TYPE_BASE = 'https://portcullis.dev/errors/';
+/** Base of the `type` URI of problem documents (RFC 9457 §3.1.1: a non-dereferenceable URI is allowed). */
+export const PROBLEM_TYPE_BASE = 'urn:portcullis:problem:';
 
 /**
  * Configuration errors: printed as `file:line:col CODE path: message`.

@@ -1,0 +1,82 @@
+/**
+ * `portcullis serve -c FILE`: run the gateway. SIGHUP reloads; SIGTERM/SIGINT drain and exit 0;
+ * a second SIGTERM/SIGINT exits at once.
+ */
+import { parseArgs } from 'node:util';
+import type { Command } from '../command.ts';
+import { ConfigLoadError, startGateway } from '../../server/gateway.ts';
+import { formatIssue } from '../../config/issues.ts';
+import { log } from '../../log.ts';
+
+const USAGE = `Usage: portcullis serve -c FILE [--no-watch]
+
+Run the gateway with the configuration in FILE.
+
+Options:
+  -c, --config FILE   configuration file (YAML)
+      --no-watch      do not reload when files in the config folder change
+  -h, --help          show this help
+
+Signals: SIGHUP reloads the configuration (a bad file is refused and the running
+configuration keeps serving); SIGTERM or SIGINT stop accepting, drain in-flight
+requests and exit 0; a second SIGTERM or SIGINT exits immediately.
+`;
+
+export const command: Command = {
+  summary: 'Run the gateway with a configuration file',
+  usage: USAGE,
+  async run(argv) {
+    let values;
+    try {
+      ({ values } = parseArgs({
+        args: [...argv],
+        options: { config: { type: 'string', short: 'c' }, 'no-watch': { type: 'boolean', default: false } },
+        strict: true,
+        allowPositionals: false,
+      }));
+    } catch (error) {
+      process.stderr.write(`portcullis serve: ${(error as Error).message}\n\n${USAGE}`);
+      return 2;
+    }
+    if (!values.config) {
+      process.stderr.write(`portcullis serve: --config is required\n\n${USAGE}`);
+      return 2;
+    }
+    let gateway;
+    try {
+      gateway = await startGateway({ configPath: values.config, watch: !values['no-watch'] });
+    } catch (error) {
+      if (error instanceof ConfigLoadError) {
+        for (const issue of error.issues) process.stderr.write(`${formatIssue(issue)}\n`);
+        return 1;
+      }
+      process.stderr.write(`portcullis serve: ${(error as Error).message}\n`);
+      return 1;
+    }
+    const running = gateway;
+    process.on('SIGHUP', () => {
+      log('info', 'config.reload_requested', { signal: 'SIGHUP' });
+      void running.reload();
+    });
+    return new Promise<number>((resolveExit) => {
+      let stopping = false;
+      const stop = (signal: string): void => {
+        if (stopping) {
+          log('warn', 'gateway.forced_exit', { signal });
+          process.exit(1);
+        }
+        stopping = true;
+        log('info', 'gateway.shutdown_requested', { signal });
+        running.shutdown().then(
+          () => resolveExit(0),
+          (error: unknown) => {
+            log('error', 'gateway.shutdown_failed', { error: String(error) });
+            resolveExit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+    });
+  },
+};

@@ -1,0 +1,74 @@
+/**
+ * Stage 7 — audit: exactly one decision record per request, allowed or refused, written when
+ * the exchange is over. Field names follow ECS (ECOSYSTEM.md §4.9), ours live under
+ * `portcullis.*`. Nothing secret goes in: no header values, no query string (it may carry
+ * secrets), no token; caller-controlled strings are bounded and JSON-encoded, so they cannot
+ * forge a record.
+ */
+import type { Reason } from '../errors.ts';
+import type { DecisionInput } from './context.ts';
+
+export type Decision = 'allow' | 'deny' | 'error';
+
+export interface Outcome {
+  readonly reason: Reason;
+  readonly decision: Decision;
+  /** Status sent to the client; null when nothing could be sent. */
+  readonly status: number | null;
+  readonly detail?: string;
+}
+
+
+export function decisionRecord(ctx: DecisionInput, outcome: Outcome, endedAt: bigint): object {
+  const totalNs = endedAt - ctx.startedAt;
+  const upstreamNs =
+    ctx.upstreamStartedAt !== null ? (ctx.upstreamHeadersAt ?? endedAt) - ctx.upstreamStartedAt : 0n;
+  const route = ctx.route;
+  return {
+    '@timestamp': ctx.receivedAt.toISOString(),
+    event: {
+      kind: 'event',
+      category: ['web'],
+      type: [outcome.decision === 'allow' ? 'allowed' : 'denied'],
+      action: 'gateway.request',
+      outcome: outcome.decision === 'allow' && outcome.reason === 'allowed' ? 'success' : 'failure',
+      reason: outcome.reason,
+      duration: Number(totalNs),
+    },
+    http: {
+      version: ctx.httpVersion,
+      request: { id: ctx.requestId, method: bounded(ctx.method) },
+      response: { status_code: outcome.status },
+    },
+    url: { path: bounded(ctx.path) },
+    source: { ip: ctx.clientIp, port: ctx.clientPort },
+    ...(ctx.tls ? { tls: { version: ctx.tls.protocol, cipher: ctx.tls.cipher, next_protocol: ctx.tls.alpn, client: { server_name: ctx.tls.sni } } } : {}),
+    trace: { id: ctx.traceId || null },
+    span: { id: ctx.spanId || null },
+    portcullis: {
+      decision: outcome.decision,
+      reason: outcome.reason,
+      ...(outcome.detail ? { detail: outcome.detail } : {}),
+      listener: ctx.listener.name,
+      zone: ctx.listener.zone,
+      host: bounded(ctx.host),
+      route: route?.id ?? null,
+      api: route?.apiId ?? null,
+      config_hash: ctx.snapshot.hash,
+      upstream: {
+        id: route && ctx.upstreamCalled ? route.upstream.id : null,
+        called: ctx.upstreamCalled,
+        status: ctx.upstreamStatus,
+      },
+      latency: {
+        gateway_ms: Number((totalNs - upstreamNs) / 1000n) / 1000,
+        upstream_ms: Number(upstreamNs / 1000n) / 1000,
+      },
+    },
+  };
+}
+
+function bounded(text: string, max = 2048): string {
+  return text.length > max ? text.slice(0, max) : text;
+}
+

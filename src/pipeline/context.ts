@@ -1,0 +1,102 @@
+/**
+ * The request context: what the stages know about one request, filled in stage by stage.
+ * A stage reads the context and the snapshot, and never another stage's internals (DESIGN.md).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
+import type { CompiledListener, CompiledRoute, Snapshot } from '../config/snapshot.ts';
+import type { RefusalReason } from '../errors.ts';
+import type { UpstreamPool } from '../upstream/pools.ts';
+
+export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
+export type DownstreamResponse = ServerResponse | Http2ServerResponse;
+
+/** Why a stage ended the request: a stable reason, private detail for the log, extra headers. */
+export interface Refusal {
+  readonly reason: RefusalReason;
+  /** Operator-facing detail: goes to the decision record, never to the caller. */
+  readonly detail?: string;
+  /** Response headers specific to this refusal (`Allow`, `WWW-Authenticate`, …). */
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/** A stage either lets the request continue (`undefined`) or ends it with a refusal. */
+export type StageOutcome = Refusal | undefined;
+
+export interface TlsFacts {
+  readonly protocol: string | null;
+  readonly cipher: string | null;
+  readonly sni: string | null;
+  readonly alpn: string | null;
+}
+
+export interface RequestContext {
+  readonly requestId: string;
+  /** `process.hrtime.bigint()` when the request head was received. */
+  readonly startedAt: bigint;
+  readonly receivedAt: Date;
+  readonly snapshot: Snapshot;
+  /** Upstream pools of the snapshot this request started on. */
+  readonly pools: ReadonlyMap<string, UpstreamPool>;
+  readonly listener: CompiledListener;
+  readonly req: DownstreamRequest;
+  readonly res: DownstreamResponse;
+  /** `1.0`, `1.1` or `2.0`. */
+  readonly httpVersion: string;
+  readonly method: string;
+  readonly clientIp: string;
+  readonly clientPort: number;
+  readonly tlsSocket: TLSSocket | null;
+
+  // ingress
+  host: string;
+  /** The canonical path: routed, authorised and forwarded unchanged. */
+  path: string;
+  query: string;
+  traceId: string;
+  spanId: string;
+  traceparent: string;
+
+  // routing
+  route: CompiledRoute | null;
+  params: Readonly<Record<string, string>>;
+
+  // transport identity
+  tls: TlsFacts | null;
+
+  // proxy
+  upstreamCalled: boolean;
+  upstreamStatus: number | null;
+  /** `process.hrtime.bigint()` when the upstream request was sent / its headers arrived. */
+  upstreamStartedAt: bigint | null;
+  upstreamHeadersAt: bigint | null;
+  /** The refusal that ended the request, if one did. */
+  refusal: Refusal | null;
+  /** Set when the exchange failed after the response had started (no refusal can be sent then). */
+  lateFailure: Refusal | null;
+}
+
+/** What a decision record needs: a request context, or what a connection-level error knows. */
+export type DecisionInput = Pick<
+  RequestContext,
+  | 'requestId'
+  | 'startedAt'
+  | 'receivedAt'
+  | 'snapshot'
+  | 'listener'
+  | 'httpVersion'
+  | 'method'
+  | 'clientIp'
+  | 'clientPort'
+  | 'host'
+  | 'path'
+  | 'traceId'
+  | 'spanId'
+  | 'route'
+  | 'tls'
+  | 'upstreamCalled'
+  | 'upstreamStatus'
+  | 'upstreamStartedAt'
+  | 'upstreamHeadersAt'
+>;

@@ -1,0 +1,152 @@
+/**
+ * The request path: the stages of DESIGN.md in order, the same for every listener. Each stage
+ * passes the context on or ends the request with a refusal; whatever happens, the exchange ends
+ * in exactly one decision record.
+ *
+ *   1 ingress → routing → 2 transport identity → 3 credential → 4 authorization → 6 proxy → 7 audit
+ *
+ * (Stage 5, rate limiting, joins between authorization and proxy when it exists.)
+ */
+import { randomUUID } from 'node:crypto';
+import type { Http2ServerRequest } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
+import type { CompiledListener, Snapshot } from '../config/snapshot.ts';
+import type { UpstreamPool } from '../upstream/pools.ts';
+import type { Reason } from '../errors.ts';
+import type { DecisionLog } from '../audit/decision-log.ts';
+import { log } from '../log.ts';
+import { ingress } from './ingress.ts';
+import { routing } from './routing.ts';
+import { transportIdentity } from './transport-identity.ts';
+import { credential } from './credential.ts';
+import { authorization } from './authorization.ts';
+import { proxy } from './proxy.ts';
+import { decisionRecord } from './audit.ts';
+import type { Decision, Outcome } from './audit.ts';
+import { isClosingConnection, sendRefusal } from './respond.ts';
+import type { DownstreamRequest, DownstreamResponse, RequestContext, StageOutcome } from './context.ts';
+
+/** The stages that decide, in order; the proxy stage follows them. */
+const DECIDING_STAGES: ReadonlyArray<(ctx: RequestContext) => StageOutcome> = [
+  ingress,
+  routing,
+  transportIdentity,
+  credential,
+  authorization,
+];
+
+export interface PipelineGeneration {
+  readonly snapshot: Snapshot;
+  readonly pools: ReadonlyMap<string, UpstreamPool>;
+}
+
+export interface PipelineHooks {
+  readonly decisionLog: DecisionLog;
+  /** Called once per request when it starts and when its record is written (drain tracking). */
+  readonly onStart: () => void;
+  readonly onEnd: () => void;
+  /** True while the gateway drains: responses then close their connection. */
+  readonly draining: () => boolean;
+}
+
+export function handleRequest(
+  generation: PipelineGeneration,
+  listener: CompiledListener,
+  req: DownstreamRequest,
+  res: DownstreamResponse,
+  hooks: PipelineHooks,
+): RequestContext {
+  const isHttp2 = req.httpVersionMajor === 2;
+  const socket = isHttp2 ? (req as Http2ServerRequest).stream.session?.socket : req.socket;
+  const tlsSocket = listener.tls && socket ? (socket as TLSSocket) : null;
+  const ctx: RequestContext = {
+    requestId: randomUUID(),
+    startedAt: process.hrtime.bigint(),
+    receivedAt: new Date(),
+    snapshot: generation.snapshot,
+    pools: generation.pools,
+    listener,
+    req,
+    res,
+    httpVersion: req.httpVersion,
+    method: req.method ?? '',
+    clientIp: socket?.remoteAddress ?? '',
+    clientPort: socket?.remotePort ?? 0,
+    tlsSocket,
+    host: '',
+    path: '',
+    query: '',
+    traceId: '',
+    spanId: '',
+    traceparent: '',
+    route: null,
+    params: {},
+    tls: null,
+    upstreamCalled: false,
+    upstreamStatus: null,
+    upstreamStartedAt: null,
+    upstreamHeadersAt: null,
+    refusal: null,
+    lateFailure: null,
+  };
+  hooks.onStart();
+  if (hooks.draining() && !isHttp2) res.setHeader('connection', 'close');
+  const settled = run(ctx).catch((error: unknown) => {
+    log('error', 'pipeline.unexpected_error', { request_id: ctx.requestId, error: error instanceof Error ? error.stack : String(error) });
+    refuse(ctx, { reason: 'gateway.internal_error' });
+  });
+  // The record is written when the response is over AND the stages have settled, so a failure
+  // the proxy stage is still classifying is in the record (the close event can come first).
+  res.once('close', () => void settled.then(() => finish(ctx, hooks)));
+  return ctx;
+}
+
+async function run(ctx: RequestContext): Promise<void> {
+  if (isClosingConnection(ctx)) {
+    // Pipelined behind a request refused for its framing: never processed, connection ends.
+    ctx.refusal = { reason: 'http.framing_ambiguous', detail: 'request pipelined after a refused request on a closing connection' };
+    ctx.res.destroy();
+    return;
+  }
+  for (const stage of DECIDING_STAGES) {
+    const refusal = stage(ctx);
+    if (refusal) return refuse(ctx, refusal);
+  }
+  const refusal = await proxy(ctx);
+  if (refusal) refuse(ctx, refusal);
+}
+
+function refuse(ctx: RequestContext, refusal: NonNullable<StageOutcome>): void {
+  ctx.refusal ??= refusal;
+  sendRefusal(ctx, refusal);
+}
+
+/** Runs once per request, when the response is complete or the connection went away. */
+function finish(ctx: RequestContext, hooks: PipelineHooks): void {
+  hooks.decisionLog.write(decisionRecord(ctx, outcomeOf(ctx), process.hrtime.bigint()));
+  hooks.onEnd();
+}
+
+export function outcomeOf(ctx: RequestContext): Outcome {
+  const { res } = ctx;
+  const sent = res.headersSent ? res.statusCode : null;
+  const failure = ctx.refusal ?? ctx.lateFailure;
+  if (failure) {
+    return { reason: failure.reason, decision: decisionFor(failure.reason, ctx.upstreamCalled), status: sent, ...(failure.detail ? { detail: failure.detail } : {}) };
+  }
+  if (!res.writableFinished) {
+    return { reason: 'http.client_closed', decision: ctx.upstreamCalled ? 'allow' : 'deny', status: sent };
+  }
+  return { reason: 'allowed', decision: 'allow', status: sent };
+}
+
+/**
+ * `allow`: every deciding stage passed (the request was forwarded, whatever the upstream did);
+ * `deny`: a stage refused it; `error`: the gateway failed.
+ */
+function decisionFor(reason: Reason, upstreamCalled: boolean): Decision {
+  if (reason === 'gateway.internal_error') return 'error';
+  if (reason.startsWith('upstream.')) return 'allow';
+  if (reason === 'http.client_closed' && upstreamCalled) return 'allow';
+  return 'deny';
+}

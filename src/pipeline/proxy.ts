@@ -1,0 +1,116 @@
+/**
+ * Stage 6 — proxy: forward the canonical request to the route's upstream and stream the answer
+ * back. The upstream request is re-framed by the gateway (never the client's framing), carries
+ * only the headers `buildUpstreamHeaders` lets through plus the gateway's own, and the upstream
+ * response loses its hop-by-hop headers before it reaches the client: the upstream is untrusted
+ * too (SECURITY.md HT-05, HT-10).
+ *
+ * Upstream failures have their own reasons and codes, never shared with gateway refusals.
+ */
+import { Readable } from 'node:stream';
+import type { Writable } from 'node:stream';
+import type { IncomingHttpHeaders } from 'undici/types/header.js';
+import { buildUpstreamHeaders, stripResponseHeaders } from '../http/forward-headers.ts';
+import type { Refusal, RequestContext, StageOutcome } from './context.ts';
+
+const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'DELETE']);
+
+class BodyTooLargeError extends Error {
+  readonly code = 'PORTCULLIS_BODY_TOO_LARGE';
+}
+
+export async function proxy(ctx: RequestContext): Promise<StageOutcome> {
+  const route = ctx.route!;
+  const entry = ctx.pools.get(route.upstream.id);
+  if (!entry) return { reason: 'upstream.unavailable', detail: `no pool for upstream ${route.upstream.id}` };
+  const { req, res } = ctx;
+  const method = req.method!;
+
+  const headers = buildUpstreamHeaders(req.rawHeaders, {
+    clientIp: ctx.clientIp,
+    proto: ctx.tlsSocket ? 'https' : 'http',
+    host: ctx.host,
+    requestId: ctx.requestId,
+    traceparent: ctx.traceparent,
+    viaProtocol: ctx.httpVersion,
+  });
+  const path = route.upstream.basePath + ctx.path + (ctx.query === '' ? '' : `?${ctx.query}`);
+  const limit = route.maxBodyBytes ?? ctx.listener.limits.maxBodyBytes;
+
+  const body = requestBody(ctx, method, limit);
+  ctx.upstreamCalled = true;
+  ctx.upstreamStartedAt = process.hrtime.bigint();
+  try {
+    await entry.pool.stream(
+      { path, method, headers, body, opaque: ctx },
+      ({ statusCode, headers: upstreamHeaders }) => {
+        ctx.upstreamStatus = statusCode;
+        ctx.upstreamHeadersAt = process.hrtime.bigint();
+        const outgoing = stripResponseHeaders(upstreamHeaders as IncomingHttpHeaders) as Record<string, string | string[]>;
+        outgoing['x-request-id'] = ctx.requestId;
+        (res as { writeHead(status: number, headers: Record<string, string | string[]>): unknown }).writeHead(statusCode, outgoing);
+        return res as Writable;
+      },
+    );
+    return undefined;
+  } catch (error) {
+    const refusal = upstreamFailure(error, ctx, body !== null);
+    if (res.headersSent) {
+      // Too late for a problem response: the client sees a truncated response (the connection
+      // or stream is reset), the record keeps the reason.
+      ctx.lateFailure = refusal;
+      if (!res.destroyed) res.destroy();
+      return undefined;
+    }
+    return refusal;
+  }
+}
+
+function requestBody(ctx: RequestContext, method: string, limit: number): Readable | null {
+  const { req } = ctx;
+  const declared = req.headers['content-length'];
+  if (ctx.httpVersion !== '2.0') {
+    const chunked = req.headers['transfer-encoding'] !== undefined;
+    if (!chunked && (declared === undefined || declared === '0')) return null;
+    // A declared length was checked against the limit already and the parser enforces it.
+    if (!chunked) return req as Readable;
+    return Readable.from(limited(req, limit), { objectMode: false });
+  }
+  if (declared === '0' || (declared === undefined && BODYLESS_METHODS.has(method) && req.readableEnded)) return null;
+  return Readable.from(limited(req, limit), { objectMode: false });
+}
+
+async function* limited(source: AsyncIterable<Buffer>, limit: number): AsyncIterable<Buffer> {
+  let seen = 0;
+  for await (const chunk of source) {
+    seen += chunk.length;
+    if (seen > limit) throw new BodyTooLargeError(`request body exceeds ${limit} bytes`);
+    yield chunk;
+  }
+}
+
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
+const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+const UNAVAILABLE = new Set(['UND_ERR_CLOSED', 'UND_ERR_DESTROYED']);
+const DOWNSTREAM_CLOSED = new Set(['ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_ABORTED', 'ERR_STREAM_DESTROYED', 'ERR_HTTP2_STREAM_ERROR', 'ERR_HTTP2_INVALID_STREAM']);
+
+/** Maps a failed exchange to its stable reason. */
+export function upstreamFailure(error: unknown, ctx: RequestContext, bodyStreamed: boolean): Refusal {
+  const code = (error as { code?: string }).code ?? '';
+  const message = (error as Error).message ?? String(error);
+  const upstream = ctx.route?.upstream.id ?? '?';
+  const detail = `${upstream}: ${code || 'error'} ${message}`.slice(0, 300);
+  if (error instanceof BodyTooLargeError) return { reason: 'http.body_too_large', detail: message };
+  // The downstream side went away (undici reports the response writable closing under it).
+  // A request body cut short by the client surfaces as an error of the body stream.
+  if (DOWNSTREAM_CLOSED.has(code) || (bodyStreamed && ctx.req.readableAborted)) return { reason: 'http.client_closed', detail };
+  if (UNREACHABLE.has(code)) return { reason: 'upstream.unreachable', detail };
+  if (TIMEOUTS.has(code)) return { reason: 'upstream.timeout', detail };
+  if (UNAVAILABLE.has(code)) return { reason: 'upstream.unavailable', detail };
+  if (code.startsWith('ERR_TLS') || code.includes('CERT') || code === 'ERR_SSL_WRONG_VERSION_NUMBER') {
+    return { reason: 'upstream.unreachable', detail: `tls: ${detail}` };
+  }
+  // Parser errors (invalid framing, CL+TE, bad status line), a reset or close before a complete
+  // response, a body shorter than its Content-Length: the upstream answered, but not validly.
+  return { reason: 'upstream.bad_response', detail };
+}

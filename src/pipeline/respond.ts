@@ -1,0 +1,83 @@
+/**
+ * Refusal responses: RFC 9457 problem documents with the public code only. The precise reason
+ * and detail stay in the decision record (STYLE.md item 2).
+ */
+import { PROBLEM_TYPE_BASE, problemFor } from '../errors.ts';
+import type { RefusalReason } from '../errors.ts';
+import type { DownstreamResponse, Refusal, RequestContext } from './context.ts';
+
+/**
+ * Reasons after which the connection is closed: the request's framing could not be trusted, so
+ * neither can whatever follows it on the same connection (SECURITY.md HT-01..HT-04).
+ */
+const CLOSE_AFTER: ReadonlySet<RefusalReason> = new Set<RefusalReason>([
+  'http.malformed',
+  'http.framing_ambiguous',
+  'http.transfer_encoding_invalid',
+  'http.host_missing',
+  'http.host_duplicate',
+  'http.host_mismatch',
+  'http.target_invalid',
+  'http.header_name_invalid',
+  'http.upgrade_refused',
+  'http.header_too_large',
+  'http.timeout',
+  'http.body_too_large',
+]);
+
+/**
+ * HTTP/1 connections that were answered with `Connection: close` after a refusal. Node has
+ * already parsed any request pipelined behind the refused one and would hand it to us; such a
+ * request is smuggled by definition and must never be processed.
+ */
+const closingSockets = new WeakSet<object>();
+
+export function isClosingConnection(ctx: RequestContext): boolean {
+  return ctx.httpVersion !== '2.0' && closingSockets.has(ctx.req.socket);
+}
+
+export function problemBody(reason: RefusalReason, requestId: string): { status: number; body: string } {
+  const problem = problemFor(reason);
+  const body = JSON.stringify({
+    type: PROBLEM_TYPE_BASE + problem.code,
+    title: problem.title,
+    status: problem.status,
+    code: problem.code,
+    request_id: requestId,
+    instance: `urn:request:${requestId}`,
+  });
+  return { status: problem.status, body };
+}
+
+export function sendRefusal(ctx: RequestContext, refusal: Refusal): void {
+  const { res } = ctx;
+  if (res.headersSent || res.writableEnded || res.destroyed) return;
+  const { status, body } = problemBody(refusal.reason, ctx.requestId);
+  const headers: Record<string, string> = {
+    'content-type': 'application/problem+json',
+    'content-length': String(Buffer.byteLength(body)),
+    'cache-control': 'no-store',
+    'x-request-id': ctx.requestId,
+    ...refusal.headers,
+  };
+  const closeConnection = CLOSE_AFTER.has(refusal.reason) || requestHasUnreadBody(ctx);
+  if (closeConnection && ctx.httpVersion !== '2.0') {
+    headers['connection'] = 'close';
+    closingSockets.add(ctx.req.socket);
+  }
+  writeAndEnd(res, status, headers, ctx.req.method === 'HEAD' ? '' : body);
+}
+
+/** A refused request whose body was never read would desynchronise a kept-alive connection. */
+function requestHasUnreadBody(ctx: RequestContext): boolean {
+  if (ctx.httpVersion === '2.0') return false;
+  const { headers } = ctx.req;
+  const declared = headers['content-length'];
+  return (declared !== undefined && declared !== '0') || headers['transfer-encoding'] !== undefined;
+}
+
+function writeAndEnd(res: DownstreamResponse, status: number, headers: Record<string, string>, body: string): void {
+  // The two response types share this call shape; TypeScript cannot see one signature for both.
+  (res as { writeHead(status: number, headers: Record<string, string>): unknown }).writeHead(status, headers);
+  res.end(body);
+}

@@ -1,0 +1,288 @@
+/**
+ * The running gateway: the current generation (snapshot + upstream pools), the listeners bound
+ * for it, the ops listener and the decision log; reload and graceful shutdown.
+ *
+ * Reload (Caddy's model, ECOSYSTEM.md §4.2): load and validate → bind what is new → swap the
+ * generation atomically → retire what is no longer used once it drains. Any failure before the
+ * swap keeps the old generation serving, untouched. A request keeps the generation it started on.
+ */
+import { watch } from 'node:fs';
+import type { FSWatcher } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import type { Socket } from 'node:net';
+import { loadConfig } from '../config/load.ts';
+import { formatIssue } from '../config/issues.ts';
+import type { ConfigIssue } from '../config/issues.ts';
+import type { Snapshot, CompiledListener } from '../config/snapshot.ts';
+import type { Zone } from '../config/schema.ts';
+import { openDecisionLog } from '../audit/decision-log.ts';
+import type { DecisionLog } from '../audit/decision-log.ts';
+import { log, setLogListener } from '../log.ts';
+import type { LogListener } from '../log.ts';
+import { handleRequest } from '../pipeline/pipeline.ts';
+import type { PipelineGeneration, PipelineHooks } from '../pipeline/pipeline.ts';
+import type { RequestContext } from '../pipeline/context.ts';
+import { sendRefusal } from '../pipeline/respond.ts';
+import { reconcilePools } from '../upstream/pools.ts';
+import type { UpstreamPool } from '../upstream/pools.ts';
+import { answerClientError, clientErrorReason } from './client-error.ts';
+import { bindKeyOf, bindListener } from './listeners.ts';
+import type { BoundListener, ListenerHandlers } from './listeners.ts';
+import { startOpsServer } from './ops.ts';
+import type { OpsServer } from './ops.ts';
+
+export interface GatewayOptions {
+  readonly configPath: string;
+  readonly env?: Record<string, string | undefined>;
+  /** Reload when a file in the config file's folder changes (debounced). Default false. */
+  readonly watch?: boolean;
+  /** Receives the application log instead of stderr (the demo prints its own summary). */
+  readonly log?: LogListener;
+}
+
+export type ReloadResult =
+  | { readonly ok: true; readonly changed: boolean; readonly hash: string }
+  | { readonly ok: false; readonly issues: readonly ConfigIssue[] };
+
+export interface Gateway {
+  readonly snapshot: Snapshot;
+  addresses(): { listeners: Array<{ name: string; zone: Zone; url: string }>; ops: string };
+  reload(): Promise<ReloadResult>;
+  /** Not ready → (shutdown delay) → stop accepting → drain in-flight (bounded) → close. */
+  shutdown(): Promise<void>;
+}
+
+export class ConfigLoadError extends Error {
+  readonly issues: readonly ConfigIssue[];
+  constructor(issues: readonly ConfigIssue[]) {
+    super(`invalid configuration:\n${issues.map(formatIssue).join('\n')}`);
+    this.issues = issues;
+  }
+}
+
+interface Generation extends PipelineGeneration {
+  readonly pools: ReadonlyMap<string, UpstreamPool>;
+}
+
+const WATCH_DEBOUNCE_MS = 250;
+
+export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  const configPath = resolve(options.configPath);
+  if (options.log) setLogListener(options.log, { quiet: true });
+  const loaded = await loadConfig(configPath, { env: options.env ?? process.env });
+  if (!loaded.ok) throw new ConfigLoadError(loaded.issues);
+
+  let generation: Generation = { snapshot: loaded.snapshot, pools: reconcilePools(loaded.snapshot.upstreams, new Map()).pools };
+  let decisionLog: DecisionLog = openDecisionLog(loaded.snapshot.decisionLog);
+  const listeners = new Map<string, BoundListener>();
+  let ops: OpsServer | null = null;
+  let starting = true;
+  let draining = false;
+  let inFlight = 0;
+  let drained: (() => void) | null = null;
+  /** Requests on HTTP/1 sockets, so a request timeout answers the request rather than adding a record. */
+  const activeBySocket = new WeakMap<Socket, RequestContext>();
+
+  const hooks: PipelineHooks = {
+    get decisionLog() {
+      return decisionLog;
+    },
+    onStart: () => {
+      inFlight++;
+    },
+    onEnd: () => {
+      inFlight--;
+      if (inFlight === 0 && drained) drained();
+    },
+    draining: () => draining,
+  };
+
+  const handlers: ListenerHandlers = {
+    onRequest(name, req, res) {
+      const bound = listeners.get(name);
+      const current = generation;
+      const spec = current.snapshot.listeners.find((listener) => listener.name === name) ?? bound?.spec;
+      if (!spec) {
+        res.destroy();
+        return;
+      }
+      const ctx = handleRequest(current, spec, req, res, hooks);
+      if (req.httpVersionMajor === 1) {
+        activeBySocket.set(req.socket, ctx);
+        res.once('close', () => activeBySocket.delete(req.socket));
+      }
+    },
+    onClientError(name, error, socket) {
+      const active = activeBySocket.get(socket);
+      if (active) {
+        // The request was already in the pipeline (e.g. its body is too slow): answer it, once.
+        // Once its response has started, a socket error is a consequence, not a new decision.
+        const reason = active.res.headersSent || active.lateFailure ? null : clientErrorReason(error);
+        if (reason) {
+          active.refusal ??= { reason, detail: `${error.code ?? 'error'}: ${error.message}` };
+          sendRefusal(active, active.refusal);
+        }
+        socket.destroySoon?.();
+        return;
+      }
+      const spec = generation.snapshot.listeners.find((listener) => listener.name === name) ?? listeners.get(name)?.spec;
+      if (!spec) {
+        socket.destroy();
+        return;
+      }
+      answerClientError(error, socket, generation, spec, hooks);
+    },
+  };
+
+  try {
+    for (const spec of generation.snapshot.listeners) listeners.set(spec.name, await bindListener(spec, handlers));
+    ops = await startOpsServer(generation.snapshot.ops.address, generation.snapshot.ops.port, [
+      { name: 'config', ok: () => generation.snapshot !== null },
+      { name: 'listeners', ok: () => !starting && listeners.size === generation.snapshot.listeners.length },
+      { name: 'not-draining', ok: () => !draining },
+    ]);
+  } catch (error) {
+    for (const bound of listeners.values()) await bound.stopAccepting();
+    for (const entry of generation.pools.values()) await entry.pool.destroy();
+    decisionLog.close();
+    throw error;
+  }
+  for (const warning of generation.snapshot.warnings) log('warn', 'config.insecure_option', { message: warning });
+  log('info', 'gateway.started', {
+    config_hash: generation.snapshot.hash,
+    listeners: [...listeners.values()].map((bound) => ({ name: bound.name, zone: bound.spec.zone, url: bound.url })),
+    ops: ops.url,
+  });
+  starting = false;
+
+  let reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, changed: false, hash: generation.snapshot.hash });
+
+  async function reloadNow(): Promise<ReloadResult> {
+    if (draining) return { ok: true, changed: false, hash: generation.snapshot.hash };
+    const next = await loadConfig(configPath, { env: options.env ?? process.env });
+    if (!next.ok) {
+      for (const issue of next.issues) log('error', 'config.reload_refused', { issue: formatIssue(issue) });
+      return { ok: false, issues: next.issues };
+    }
+    const snapshot = next.snapshot;
+    if (snapshot.hash === generation.snapshot.hash) return { ok: true, changed: false, hash: snapshot.hash };
+
+    // Bind new or changed listeners first: if one cannot bind, nothing has changed yet.
+    const fresh = new Map<string, BoundListener>();
+    try {
+      for (const spec of snapshot.listeners) {
+        const existing = listeners.get(spec.name);
+        if (existing && existing.bindKey === bindKeyOf(spec)) continue;
+        if (existing && existing.spec.address === spec.address && existing.spec.port === spec.port && spec.port !== 0) {
+          // Same socket address, different kind: the old server must release it first; done below.
+          continue;
+        }
+        fresh.set(spec.name, await bindListener(spec, handlers));
+      }
+    } catch (error) {
+      for (const bound of fresh.values()) await bound.stopAccepting();
+      log('error', 'config.reload_refused', { error: String(error) });
+      return { ok: false, issues: [{ file: configPath, line: 1, col: 1, code: 'CONFIG_CONFLICT', path: 'listeners', message: `cannot bind: ${String(error)}` }] };
+    }
+
+    const { pools, retired } = reconcilePools(snapshot.upstreams, generation.pools);
+    const previous = generation;
+    generation = { snapshot, pools };
+
+    const retiredListeners: BoundListener[] = [];
+    const rebindInPlace: CompiledListener[] = [];
+    for (const spec of snapshot.listeners) {
+      const existing = listeners.get(spec.name);
+      const bound = fresh.get(spec.name);
+      if (bound) {
+        if (existing) retiredListeners.push(existing);
+        listeners.set(spec.name, bound);
+      } else if (existing && existing.bindKey === bindKeyOf(spec)) {
+        existing.update(spec);
+      } else if (existing) {
+        rebindInPlace.push(spec);
+      }
+    }
+    for (const [name, existing] of listeners) {
+      if (!snapshot.listeners.some((spec) => spec.name === name)) {
+        retiredListeners.push(existing);
+        listeners.delete(name);
+      }
+    }
+    for (const spec of rebindInPlace) {
+      const old = listeners.get(spec.name)!;
+      await old.stopAccepting();
+      listeners.set(spec.name, await bindListener(spec, handlers));
+    }
+    for (const bound of retiredListeners) void bound.stopAccepting();
+    for (const entry of retired) void entry.pool.close();
+    if (snapshot.decisionLog !== previous.snapshot.decisionLog) {
+      const old = decisionLog;
+      decisionLog = openDecisionLog(snapshot.decisionLog);
+      setTimeout(() => old.close(), 100).unref();
+    }
+    for (const warning of snapshot.warnings) log('warn', 'config.insecure_option', { message: warning });
+    log('info', 'config.reloaded', { config_hash: snapshot.hash, previous_hash: previous.snapshot.hash });
+    return { ok: true, changed: true, hash: snapshot.hash };
+  }
+
+  function reload(): Promise<ReloadResult> {
+    reloading = reloading.then(reloadNow, reloadNow);
+    return reloading;
+  }
+
+  let watcher: FSWatcher | null = null;
+  if (options.watch) {
+    let timer: NodeJS.Timeout | null = null;
+    // Editors save by rename, so the folder is watched, not the file.
+    watcher = watch(dirname(configPath), { persistent: false }, () => {
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(() => void reload(), WATCH_DEBOUNCE_MS);
+    });
+    log('info', 'config.watching', { folder: dirname(configPath), file: basename(configPath) });
+  }
+
+  let shuttingDown: Promise<void> | null = null;
+  async function shutdownNow(): Promise<void> {
+    draining = true;
+    watcher?.close();
+    const { shutdownDelayMs, drainTimeoutMs } = generation.snapshot;
+    log('info', 'gateway.draining', { in_flight: inFlight, shutdown_delay_ms: shutdownDelayMs, drain_timeout_ms: drainTimeoutMs });
+    if (shutdownDelayMs > 0) await delay(shutdownDelayMs);
+    const stopped = Promise.all([...listeners.values()].map((bound) => bound.stopAccepting()));
+    if (inFlight > 0) {
+      const allDone = new Promise<void>((resolveDrained) => {
+        drained = resolveDrained;
+      });
+      const timedOut = await Promise.race([allDone.then(() => false), delay(drainTimeoutMs).then(() => true)]);
+      if (timedOut) log('warn', 'gateway.drain_timeout', { in_flight: inFlight });
+    }
+    for (const bound of listeners.values()) bound.destroyAll();
+    await stopped;
+    await Promise.all([...generation.pools.values()].map((entry) => entry.pool.close().catch(() => undefined)));
+    await ops?.close();
+    decisionLog.close();
+    log('info', 'gateway.stopped', {});
+  }
+
+  return {
+    get snapshot() {
+      return generation.snapshot;
+    },
+    addresses() {
+      return {
+        listeners: [...listeners.values()].map((bound) => ({ name: bound.name, zone: bound.spec.zone, url: bound.url })),
+        ops: ops!.url,
+      };
+    },
+    reload,
+    shutdown() {
+      shuttingDown ??= shutdownNow();
+      return shuttingDown;
+    },
+  };
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolveDelay) => setTimeout(resolveDelay, ms));
+}

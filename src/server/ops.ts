@@ -1,0 +1,66 @@
+/**
+ * The ops listener: `/livez` (the event loop answers), `/readyz` (a snapshot is active, the
+ * listeners are bound, the gateway is not starting or draining). Loopback by default and never
+ * on a data-plane port. `?verbose` lists the checks for humans; machines read the status.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface ReadinessCheck {
+  readonly name: string;
+  ok(): boolean;
+}
+
+export interface OpsServer {
+  readonly url: string;
+  readonly address: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export async function startOpsServer(address: string, port: number, checks: readonly ReadinessCheck[]): Promise<OpsServer> {
+  const server = http.createServer({ requireHostHeader: false }, (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://ops');
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
+      return;
+    }
+    if (url.pathname === '/livez') {
+      res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'no-store' }).end('ok\n');
+      return;
+    }
+    if (url.pathname === '/readyz') {
+      const results = checks.map((check) => ({ name: check.name, ok: check.ok() }));
+      const ready = results.every((result) => result.ok);
+      const verbose = url.searchParams.has('verbose');
+      const body = verbose
+        ? results.map((result) => `[${result.ok ? '+' : '-'}]${result.name} ${result.ok ? 'ok' : 'failed'}`).join('\n') +
+          `\nreadyz check ${ready ? 'passed' : 'failed'}\n`
+        : ready ? 'ok\n' : 'not ready\n';
+      res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain', 'cache-control': 'no-store' }).end(body);
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+  });
+  server.headersTimeout = 5000;
+  server.requestTimeout = 10000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: address, port }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const bound = (server.address() as AddressInfo).port;
+  const host = address.includes(':') ? `[${address}]` : address;
+  return {
+    url: `http://${host}:${bound}`,
+    address,
+    port: bound,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

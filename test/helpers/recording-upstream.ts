@@ -1,0 +1,56 @@
+/**
+ * An upstream that records every request it receives, so a test can prove what was — and was
+ * not — forwarded. Answers 200 with a JSON echo; `/slow/{ms}` waits first.
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface SeenRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly headers: Record<string, string>;
+  readonly rawHeaders: readonly string[];
+  readonly bodyBytes: number;
+}
+
+export interface RecordingUpstream {
+  readonly url: string;
+  readonly port: number;
+  readonly seen: SeenRequest[];
+  close(): Promise<void>;
+}
+
+export async function startRecordingUpstream(): Promise<RecordingUpstream> {
+  const seen: SeenRequest[] = [];
+  const server = createServer(async (req, res) => {
+    let bodyBytes = 0;
+    try {
+      for await (const chunk of req) bodyBytes += (chunk as Buffer).length;
+    } catch {
+      return;
+    }
+    const headers: Record<string, string> = Object.create(null);
+    for (let i = 0; i < req.rawHeaders.length; i += 2) {
+      const name = req.rawHeaders[i]!.toLowerCase();
+      headers[name] = headers[name] === undefined ? req.rawHeaders[i + 1]! : `${headers[name]}, ${req.rawHeaders[i + 1]}`;
+    }
+    const entry = { method: req.method!, path: req.url!, headers, rawHeaders: req.rawHeaders, bodyBytes };
+    seen.push(entry);
+    const slow = /^\/slow\/(\d+)/.exec(req.url!);
+    if (slow) await new Promise((resolve) => setTimeout(resolve, Number(slow[1])));
+    const body = JSON.stringify(entry);
+    if (!res.destroyed) res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    seen,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

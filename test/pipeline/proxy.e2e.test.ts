@@ -1,0 +1,138 @@
+// Upstream failures are their own errors (502/503/504 with upstream_* codes), never a gateway
+// refusal's; an upstream response with invalid framing is a 502; the upstream's hop-by-hop
+// headers never reach the client.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import type { Server, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { request } from 'undici';
+import { startHarness } from '../helpers/harness.ts';
+import type { Harness } from '../helpers/harness.ts';
+
+/** A TCP server that answers every request with the given raw bytes (or runs `onData`). */
+async function rawUpstream(onData: (socket: Socket) => void): Promise<{ url: string; server: Server }> {
+  const server = createServer((socket) => {
+    socket.on('error', () => undefined);
+    socket.once('data', () => onData(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+}
+
+const servers: Server[] = [];
+let h: Harness;
+let closedPort: number;
+
+before(async () => {
+  const answer = (bytes: string) => (socket: Socket) => socket.end(bytes);
+  const upstreams = {
+    smuggling: await rawUpstream(answer('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n')),
+    garbage: await rawUpstream(answer('NOT HTTP AT ALL\r\n\r\n')),
+    reset: await rawUpstream((socket) => socket.destroy()),
+    truncated: await rawUpstream(answer('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nonly a little')),
+    hopByHop: await rawUpstream(
+      answer('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: x-upstream-secret\r\nX-Upstream-Secret: s3cr3t\r\nKeep-Alive: timeout=99\r\nProxy-Authenticate: Basic\r\nX-Fine: yes\r\n\r\nok'),
+    ),
+  };
+  servers.push(...Object.values(upstreams).map((entry) => entry.server));
+  const closed = createServer();
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+  closedPort = (closed.address() as AddressInfo).port;
+  await new Promise((resolve) => closed.close(resolve));
+
+  const routes = ['smuggling', 'garbage', 'reset', 'truncated', 'hopByHop']
+    .map((name) => `  - id: ${name.toLowerCase()}\n    zone: public\n    methods: [GET]\n    path: /${name}\n    upstream: ${name.toLowerCase()}\n    auth: none\n`)
+    .join('');
+  const upstreamList = Object.entries(upstreams)
+    .map(([name, entry]) => `  - id: ${name.toLowerCase()}\n    url: ${entry.url}\n`)
+    .join('');
+  h = await startHarness(`
+version: 1
+listeners:
+  - name: public
+    zone: public
+    port: 0
+    hostnames: [localhost]
+upstreams:
+${upstreamList}  - id: down
+    url: http://127.0.0.1:${closedPort}
+  - id: sample
+    url: {{UPSTREAM}}
+    timeouts:
+      response_headers: 300ms
+routes:
+${routes}  - id: down
+    zone: public
+    methods: [GET]
+    path: /down
+    upstream: down
+    auth: none
+  - id: slow
+    zone: public
+    methods: [GET]
+    path: /slow/{ms}
+    upstream: sample
+    auth: none
+`);
+});
+
+after(async () => {
+  await h.close();
+  for (const server of servers) server.close();
+});
+
+async function get(path: string) {
+  const response = await request(`${h.url('public')}${path}`, { headers: { host: 'localhost' } });
+  const text = await response.body.text();
+  return { status: response.statusCode, headers: response.headers, text };
+}
+
+async function reasonOf(requestId: string): Promise<string> {
+  for (let i = 0; i < 50; i++) {
+    const record = (await h.records()).find((entry) => entry.http.request.id === requestId);
+    if (record) return record.event.reason;
+  }
+  throw new Error('no record');
+}
+
+const FAILURES: Array<[path: string, status: number, code: string]> = [
+  ['/down', 502, 'upstream_unreachable'],
+  ['/slow/2000', 504, 'upstream_timeout'],
+  ['/smuggling', 502, 'upstream_bad_response'],
+  ['/garbage', 502, 'upstream_bad_response'],
+  ['/reset', 502, 'upstream_bad_response'],
+];
+
+for (const [path, status, code] of FAILURES) {
+  test(`${path}: ${status} ${code}, recorded as an upstream failure of an allowed request`, async () => {
+    const result = await get(path);
+    assert.equal(result.status, status, result.text);
+    assert.equal(result.headers['content-type'], 'application/problem+json');
+    const body = JSON.parse(result.text);
+    assert.equal(body.code, code);
+    assert.equal(JSON.stringify(body).includes('127.0.0.1'), false, 'no upstream address leaks to the caller');
+    const reason = await reasonOf(result.headers['x-request-id'] as string);
+    assert.equal(reason, `upstream.${code.slice('upstream_'.length)}`);
+  });
+}
+
+test('a response shorter than its Content-Length: the client connection is cut, the record says bad_response', async () => {
+  const response = await request(`${h.url('public')}/truncated`, { headers: { host: 'localhost' } });
+  assert.equal(response.statusCode, 200);
+  await assert.rejects(response.body.text());
+  const records = await h.waitForRecords(FAILURES.length + 1);
+  const record = records.find((entry) => entry.portcullis.route === 'truncated')!;
+  assert.equal(record.event.reason, 'upstream.bad_response');
+  assert.equal(record.portcullis.decision, 'allow');
+});
+
+test('hop-by-hop headers from the upstream, and those its Connection names, are removed', async () => {
+  const result = await get('/hopByHop');
+  assert.equal(result.status, 200);
+  assert.equal(result.text, 'ok');
+  assert.equal(result.headers['x-upstream-secret'], undefined);
+  assert.equal(result.headers['proxy-authenticate'], undefined);
+  assert.notEqual(result.headers['keep-alive'], 'timeout=99');
+  assert.equal(result.headers['x-fine'], 'yes');
+});
