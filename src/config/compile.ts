@@ -45,8 +45,10 @@ export function compileSnapshot(config: Config, context: CompileContext): Snapsh
   const routes = config.routes.map((route) => compileRoute(route, upstreams));
   const routers = new Map(ZONES.map((zone) => [zone, new Router(routes.filter((route) => route.zone === zone))] as const));
 
+  const digests = fileDigests(config, files);
   const snapshot: Snapshot = {
-    hash: configHash(config, fileDigests(config, files)),
+    hash: configHash(config, digests),
+    watchedFiles: [context.sourcePath, ...[...digests.keys()].map((written) => files.resolve(written))],
     sourcePath: context.sourcePath,
     baseDir,
     loadedAt: context.now?.() ?? new Date(),

@@ -100,7 +100,7 @@ export function interpolateDocument(doc: Document.Parsed, env: Env): DocumentInt
       // An unquoted lone reference reads like any plain scalar (`port: ${PORT}` is a number);
       // a quoted one, or text around a reference, always stays a string.
       node.value = result.whole && node.type === 'PLAIN' ? readPlainScalar(result.text) : result.text;
-      sources.set(node, source);
+      if (source.replaceAll('$${', '').includes('${')) sources.set(node, source);
     }
   };
 

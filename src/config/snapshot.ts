@@ -78,6 +78,8 @@ export interface Snapshot {
   /** SHA-256 (hex) of the validated configuration: the policy version on every decision record. */
   readonly hash: string;
   readonly sourcePath: string;
+  /** Absolute paths of the config file and every file it references: a change to any reloads. */
+  readonly watchedFiles: readonly string[];
   /** Folder of the config file; relative paths in the config resolve against it. */
   readonly baseDir: string;
   readonly loadedAt: Date;

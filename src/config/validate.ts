@@ -293,13 +293,25 @@ async function certificateAndKey(
   const keyPath = [...tlsPath, 'key'];
   const [certData, keyData] = await Promise.all([readable(files, certPath, certFile), readable(files, keyPath, keyFile)]);
   const issues: PendingIssue[] = [];
-  const certificates = Buffer.isBuffer(certData) ? parseCertificates(certData) : null;
-  const key = Buffer.isBuffer(keyData) ? parsePrivateKey(keyData) : null;
+  const invalid = (path: ConfigPath, written: string, reason: string): void => {
+    issues.push({ code: 'CONFIG_INVALID_VALUE', path, message: `${files.resolve(written)}: ${reason}` });
+  };
+
+  let certificate;
   if (!Buffer.isBuffer(certData)) issues.push(certData);
-  else if (!certificates!.ok) issues.push({ code: 'CONFIG_INVALID_VALUE', path: certPath, message: `${files.resolve(certFile)}: ${certificates!.reason}` });
+  else {
+    const parsed = parseCertificates(certData);
+    if (parsed.ok) certificate = parsed.value[0];
+    else invalid(certPath, certFile, parsed.reason);
+  }
+  let key;
   if (!Buffer.isBuffer(keyData)) issues.push(keyData);
-  else if (!key!.ok) issues.push({ code: 'CONFIG_INVALID_VALUE', path: keyPath, message: `${files.resolve(keyFile)}: ${key!.reason}` });
-  if (certificates?.ok && key?.ok && !keyMatchesCertificate(certificates.value[0]!, key.value)) {
+  else {
+    const parsed = parsePrivateKey(keyData);
+    if (parsed.ok) key = parsed.value;
+    else invalid(keyPath, keyFile, parsed.reason);
+  }
+  if (certificate && key && !keyMatchesCertificate(certificate, key)) {
     issues.push({
       code: 'CONFIG_INVALID_VALUE',
       path: keyPath,

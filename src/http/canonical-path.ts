@@ -27,13 +27,23 @@ const QUESTION = 0x3f;
 const HASH = 0x23;
 
 /**
- * Raw characters allowed in a path: `pchar` and `/` (RFC 3986 §3.3), minus `;`, which we refuse
- * because servlet containers treat `..;/` as `../` (path parameters). `%` is handled separately.
+ * Class of each ASCII character in a path. Allowed raw: `pchar` and `/` (RFC 3986 §3.3), minus
+ * `;`, which we refuse because servlet containers read `..;/` as `../` (path parameters).
+ * Everything else (backslash, space, controls, the delimiters " < > [ ] ^ ` { | }, non-ASCII) is
+ * REFUSED.
  */
-const RAW_PATH_CHAR = new Uint8Array(128);
-for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,=:@/") {
-  RAW_PATH_CHAR[c.charCodeAt(0)] = 1;
+const REFUSED = 0;
+const PLAIN = 1;
+const DOT_CHAR = 2;
+const SLASH_CHAR = 3;
+const PERCENT_CHAR = 4;
+const CHAR_CLASS = new Uint8Array(128);
+for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_~!$&'()*+,=:@") {
+  CHAR_CLASS[c.charCodeAt(0)] = PLAIN;
 }
+CHAR_CLASS[DOT] = DOT_CHAR;
+CHAR_CLASS[SLASH] = SLASH_CHAR;
+CHAR_CLASS[PERCENT] = PERCENT_CHAR;
 
 /** Hex digit value, or -1. */
 function hexValue(code: number): number {
@@ -92,97 +102,99 @@ function canonicalPathOf(target: string, end: number): string | null {
   let out = '';
   let copiedUpTo = 0; // target[copiedUpTo, i) is still to be appended to `out` verbatim
   let changed = false;
-
   let segmentStart = 1; // index just after the last '/'
   let segmentDots = 0; // raw '.' count of the current segment, -1 once it holds anything else
 
-  // UTF-8 state for consecutive escapes >= %80 (RFC 3629 §4; also rejects overlongs and surrogates).
-  let utf8Pending = 0;
-  let utf8Low = 0x80;
-  let utf8High = 0xbf;
-
-  for (let i = 1; i <= end; i++) {
-    const c = i < end ? target.charCodeAt(i) : SLASH; // a virtual '/' closes the last segment
-
-    if (c === PERCENT) {
-      if (i + 2 >= end) return null; // "%" or "%X" cut off by the end of the path
-      const hi = hexValue(target.charCodeAt(i + 1));
-      const lo = hexValue(target.charCodeAt(i + 2));
-      if (hi < 0 || lo < 0) return null; // invalid escape (RFC 3986 §2.1)
-      const byte = (hi << 4) | lo;
-
-      if (utf8Pending > 0) {
-        if (byte < utf8Low || byte > utf8High) return null;
-        utf8Pending--;
-        utf8Low = 0x80;
-        utf8High = 0xbf;
-      } else if (byte >= 0x80) {
-        // Lead byte ranges of well-formed UTF-8 (RFC 3629 §4).
-        if (byte >= 0xc2 && byte <= 0xdf) utf8Pending = 1;
-        else if (byte === 0xe0) { utf8Pending = 2; utf8Low = 0xa0; }
-        else if (byte >= 0xe1 && byte <= 0xec) utf8Pending = 2;
-        else if (byte === 0xed) { utf8Pending = 2; utf8High = 0x9f; }
-        else if (byte >= 0xee && byte <= 0xef) utf8Pending = 2;
-        else if (byte === 0xf0) { utf8Pending = 3; utf8Low = 0x90; }
-        else if (byte >= 0xf1 && byte <= 0xf3) utf8Pending = 3;
-        else if (byte === 0xf4) { utf8Pending = 3; utf8High = 0x8f; }
-        else return null;
-      } else if (
-        byte < 0x20 || byte === 0x7f || // encoded control characters, %00 included
-        byte === DOT || // %2E: an encoded dot segment is an attack, never a convenience
-        byte === SLASH || // %2F: a segment boundary the backend may or may not see
-        byte === 0x5c || // %5C: `\` is `/` to many servers
-        byte === PERCENT // %25: double encoding (`%252F`)
-      ) {
-        return null;
-      }
-
+  for (let i = 1; i < end; i++) {
+    const c = target.charCodeAt(i);
+    const kind = c < 128 ? CHAR_CLASS[c] : REFUSED;
+    if (kind === PLAIN) {
       segmentDots = -1;
-      if (byte < 0x80 && isDecodableUnreserved(byte)) {
-        // RFC 3986 §6.2.2.2: decode percent-encoded unreserved characters.
-        out += target.slice(copiedUpTo, i) + String.fromCharCode(byte);
-        copiedUpTo = i + 3;
-        changed = true;
-      } else {
-        // RFC 3986 §6.2.2.1: hex digits of an escape are uppercase.
-        const h1 = target.charCodeAt(i + 1);
-        const h2 = target.charCodeAt(i + 2);
-        if (h1 >= 0x61 || h2 >= 0x61) {
-          out += target.slice(copiedUpTo, i) + '%' + HEX_UPPER[hi] + HEX_UPPER[lo];
-          copiedUpTo = i + 3;
+    } else if (kind === SLASH_CHAR) {
+      // `//` (RFC 3986 §3.3 empty segment) and `.`/`..` (§5.2.4 dot segments): refused, never resolved.
+      if (i === segmentStart || segmentDots > 0) return null;
+      segmentStart = i + 1;
+      segmentDots = 0;
+    } else if (kind === DOT_CHAR) {
+      if (segmentDots >= 0) segmentDots = segmentDots < 2 ? segmentDots + 1 : -1; // `...` is a name
+    } else if (kind === PERCENT_CHAR) {
+      const escapes = escapeRun(target, i, end);
+      if (escapes < 0) return null;
+      segmentDots = -1;
+      // Rewrite the run of escapes only if it is not canonical already.
+      for (let j = i; j < i + escapes * 3; j += 3) {
+        const h1 = target.charCodeAt(j + 1);
+        const h2 = target.charCodeAt(j + 2);
+        const byte = (hexValue(h1) << 4) | hexValue(h2);
+        if (isDecodableUnreserved(byte)) {
+          // RFC 3986 §6.2.2.2: percent-encoded unreserved characters are decoded.
+          out += target.slice(copiedUpTo, j) + String.fromCharCode(byte);
+          copiedUpTo = j + 3;
+          changed = true;
+        } else if (h1 >= 0x61 || h2 >= 0x61) {
+          // RFC 3986 §6.2.2.1: the hex digits of an escape are uppercase.
+          out += target.slice(copiedUpTo, j) + '%' + HEX_UPPER[byte >> 4] + HEX_UPPER[byte & 15];
+          copiedUpTo = j + 3;
           changed = true;
         }
       }
-      i += 2;
-      continue;
-    }
-
-    if (utf8Pending > 0) return null; // a multi-byte sequence cut short
-
-    if (c === SLASH) {
-      const length = i - segmentStart;
-      if (length === 0) {
-        // Empty segment (`//`, RFC 3986 §3.3): only the final one, i.e. a trailing '/', is kept.
-        if (i !== end) return null;
-      } else if (segmentDots > 0) {
-        // `.` and `..` segments (RFC 3986 §5.2.4) are refused, never resolved.
-        return null;
-      }
-      segmentStart = i + 1;
-      segmentDots = 0;
-      continue;
-    }
-
-    // Raw characters: pchar only (RFC 3986 §3.3); no `\`, `;`, spaces, controls or non-ASCII.
-    if (c >= 128 || RAW_PATH_CHAR[c] === 0) return null;
-    if (c === DOT) {
-      if (segmentDots >= 0) segmentDots++;
-      if (segmentDots > 2) segmentDots = -1; // `...` is an ordinary name
+      i += escapes * 3 - 1;
     } else {
-      segmentDots = -1;
+      return null; // raw character outside pchar: `\`, `;`, space, control, non-ASCII, …
     }
   }
+  // The last segment: a trailing '/' (empty last segment) is kept, a final `.` or `..` is not.
+  if (segmentDots > 0) return null;
 
   if (!changed) return end === target.length ? target : target.slice(0, end);
   return out + target.slice(copiedUpTo, end);
+}
+
+/**
+ * Validates the run of consecutive escapes starting at `target[i]` (a `%`) and returns how many
+ * there are, or -1 when the run must be refused. Bytes >= 0x80 must form well-formed UTF-8
+ * (RFC 3629 §4: no overlongs, no surrogates, nothing above U+10FFFF), and a multi-byte sequence
+ * cannot be split by a raw character.
+ */
+function escapeRun(target: string, i: number, end: number): number {
+  let count = 0;
+  let pending = 0; // continuation bytes still expected
+  let low = 0x80;
+  let high = 0xbf;
+  for (;;) {
+    // RFC 3986 §2.1: "%" HEXDIG HEXDIG.
+    if (i + 2 >= end) return -1;
+    const hi = hexValue(target.charCodeAt(i + 1));
+    const lo = hexValue(target.charCodeAt(i + 2));
+    if (hi < 0 || lo < 0) return -1;
+    const byte = (hi << 4) | lo;
+    count++;
+    if (pending > 0) {
+      if (byte < low || byte > high) return -1;
+      pending--;
+      low = 0x80;
+      high = 0xbf;
+    } else if (byte >= 0x80) {
+      // Lead bytes of well-formed UTF-8 (RFC 3629 §4).
+      if (byte >= 0xc2 && byte <= 0xdf) pending = 1;
+      else if (byte === 0xe0) { pending = 2; low = 0xa0; }
+      else if ((byte >= 0xe1 && byte <= 0xec) || byte === 0xee || byte === 0xef) pending = 2;
+      else if (byte === 0xed) { pending = 2; high = 0x9f; } // no UTF-16 surrogates
+      else if (byte === 0xf0) { pending = 3; low = 0x90; }
+      else if (byte >= 0xf1 && byte <= 0xf3) pending = 3;
+      else if (byte === 0xf4) { pending = 3; high = 0x8f; } // nothing above U+10FFFF
+      else return -1;
+    } else if (
+      byte < 0x20 || byte === 0x7f || // encoded control characters, %00 included
+      byte === DOT || // %2E: an encoded dot segment is an attack, never a convenience
+      byte === SLASH || // %2F: a segment boundary the backend may or may not see
+      byte === 0x5c || // %5C: `\` is `/` to many servers
+      byte === PERCENT // %25: double encoding (`%252F`)
+    ) {
+      return -1;
+    }
+    i += 3;
+    if (pending === 0) return count;
+    if (i >= end || target.charCodeAt(i) !== PERCENT) return -1; // sequence cut short
+  }
 }

@@ -155,6 +155,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   });
   starting = false;
 
+  let onSwap: ((snapshot: Snapshot) => void) | null = null;
   let reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, changed: false, hash: generation.snapshot.hash });
 
   async function reloadNow(): Promise<ReloadResult> {
@@ -222,6 +223,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       setTimeout(() => old.close(), 100).unref();
     }
     for (const warning of snapshot.warnings) log('warn', 'config.insecure_option', { message: warning });
+    onSwap?.(snapshot);
     log('info', 'config.reloaded', { config_hash: snapshot.hash, previous_hash: previous.snapshot.hash });
     return { ok: true, changed: true, hash: snapshot.hash };
   }
@@ -231,21 +233,49 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     return reloading;
   }
 
-  let watcher: FSWatcher | null = null;
+  // Editors save by rename, so folders are watched, not files; only events naming the config
+  // file or a file it references count (the decision log may live in the same folder).
+  const watchers = new Map<string, FSWatcher>();
+  let watchTimer: NodeJS.Timeout | null = null;
+  function watchFiles(files: readonly string[]): void {
+    const wanted = new Map<string, Set<string>>();
+    for (const file of files) {
+      const names = wanted.get(dirname(file)) ?? new Set<string>();
+      names.add(basename(file));
+      wanted.set(dirname(file), names);
+    }
+    for (const [folder, watcher] of watchers) {
+      if (!wanted.has(folder)) {
+        watcher.close();
+        watchers.delete(folder);
+      }
+    }
+    for (const [folder, names] of wanted) {
+      watchers.get(folder)?.close();
+      try {
+        const watcher = watch(folder, { persistent: false }, (_event, name) => {
+          if (name !== null && !names.has(String(name))) return;
+          if (watchTimer) clearTimeout(watchTimer);
+          watchTimer = setTimeout(() => void reload(), WATCH_DEBOUNCE_MS);
+        });
+        watcher.on('error', (error) => log('warn', 'config.watch_failed', { folder, error: String(error) }));
+        watchers.set(folder, watcher);
+      } catch (error) {
+        log('warn', 'config.watch_failed', { folder, error: String(error) });
+      }
+    }
+  }
   if (options.watch) {
-    let timer: NodeJS.Timeout | null = null;
-    // Editors save by rename, so the folder is watched, not the file.
-    watcher = watch(dirname(configPath), { persistent: false }, () => {
-      if (timer) clearTimeout(timer);
-      timer = setTimeout(() => void reload(), WATCH_DEBOUNCE_MS);
-    });
-    log('info', 'config.watching', { folder: dirname(configPath), file: basename(configPath) });
+    watchFiles(generation.snapshot.watchedFiles);
+    onSwap = (snapshot) => watchFiles(snapshot.watchedFiles);
+    log('info', 'config.watching', { files: generation.snapshot.watchedFiles });
   }
 
   let shuttingDown: Promise<void> | null = null;
   async function shutdownNow(): Promise<void> {
     draining = true;
-    watcher?.close();
+    for (const watcher of watchers.values()) watcher.close();
+    if (watchTimer) clearTimeout(watchTimer);
     const { shutdownDelayMs, drainTimeoutMs } = generation.snapshot;
     log('info', 'gateway.draining', { in_flight: inFlight, shutdown_delay_ms: shutdownDelayMs, drain_timeout_ms: drainTimeoutMs });
     if (shutdownDelayMs > 0) await delay(shutdownDelayMs);

@@ -34,6 +34,10 @@ describe('interpolate()', () => {
     assert.deepEqual(interpolate('cost: $${PRICE}', { PRICE: '1' }), { ok: true, text: 'cost: ${PRICE}', whole: false });
   });
 
+  it('does not expand references inside a substituted value', () => {
+    assert.deepEqual(interpolate('${A}', { A: '${B}', B: 'secret' }), { ok: true, text: '${B}', whole: true });
+  });
+
   it('refuses malformed references instead of passing them through', () => {
     const unterminated = interpolate('${HOST', { HOST: 'x' });
     assert.equal(unterminated.ok, false);

@@ -33,7 +33,7 @@ export interface Harness {
  * `{{DIR}}` the temp folder. The decision log goes to `{{DIR}}/decisions.jsonl` unless the
  * template sets `gateway:` itself. Ops listens on a free port.
  */
-export async function startHarness(config: string, options: { upstream?: RecordingUpstream; files?: Record<string, string | Buffer> } = {}): Promise<Harness> {
+export async function startHarness(config: string, options: { upstream?: RecordingUpstream; files?: Record<string, string | Buffer>; watch?: boolean } = {}): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'portcullis-test-'));
   const upstream = options.upstream ?? (await startRecordingUpstream());
   for (const [name, content] of Object.entries(options.files ?? {})) await writeFile(join(dir, name), content);
@@ -47,7 +47,7 @@ export async function startHarness(config: string, options: { upstream?: Recordi
   await writeFile(configPath, render(config));
   const logLines: Harness['logLines'] = [];
   setLogListener((entry) => logLines.push(entry), { quiet: true });
-  const gateway = await startGateway({ configPath });
+  const gateway = await startGateway({ configPath, watch: options.watch ?? false });
   const decisionLog = gateway.snapshot.decisionLog;
 
   const records = async (): Promise<Array<Record<string, any>>> => {
