@@ -370,35 +370,15 @@ let x509Module: Promise<typeof X509> | undefined;
 
 /**
  * @peculiar/x509 is loaded on first use only: the demo's second start reads PEM files with
- * `node:crypto` and never needs it. Its DI container (tsyringe) refuses to load unless the
- * `reflect-metadata` API exists, which we do not depend on; tsyringe only calls three of its
- * functions, so a minimal stand-in is installed first (and only if nothing provides them).
+ * `node:crypto` and never needs it. Its DI container (tsyringe) needs the Reflect metadata API,
+ * which the `reflect-metadata` polyfill provides; it must be loaded first.
  */
 export function loadX509(): Promise<typeof X509> {
   x509Module ??= (async () => {
-    installReflectMetadata();
+    await import('reflect-metadata');
     const x509 = await import('@peculiar/x509');
     x509.cryptoProvider.set(globalThis.crypto);
     return x509;
   })();
   return x509Module;
-}
-
-function installReflectMetadata(): void {
-  const reflect = Reflect as unknown as Record<string, unknown>;
-  if (typeof reflect.getMetadata === 'function') return;
-  const store = new WeakMap<object, Map<unknown, unknown>>();
-  reflect.defineMetadata = (key: unknown, value: unknown, target: object): void => {
-    let entries = store.get(target);
-    if (!entries) store.set(target, (entries = new Map()));
-    entries.set(key, value);
-  };
-  reflect.getOwnMetadata = (key: unknown, target: object): unknown => store.get(target)?.get(key);
-  reflect.getMetadata = (key: unknown, target: object): unknown => {
-    for (let current: object | null = target; current; current = Object.getPrototypeOf(current) as object | null) {
-      const entries = store.get(current);
-      if (entries?.has(key)) return entries.get(key);
-    }
-    return undefined;
-  };
 }

@@ -88,6 +88,8 @@ export class Router<R extends RoutableRoute> {
   readonly #ends: Int32Array;
   /** Set by the walk when a leaf matched path and host but not the method. */
   #sawOtherMethod = false;
+  /** Whether any route lists a `*.suffix` host (else the host's parent domain is never needed). */
+  readonly #hasWildcards: boolean;
 
   constructor(routes: readonly R[]) {
     let maxParams = 0;
@@ -124,6 +126,7 @@ export class Router<R extends RoutableRoute> {
       addToLeaf(leaf, candidate);
     }
     seal(this.#root);
+    this.#hasWildcards = routes.some((route) => route.hosts?.some((host) => host.startsWith('*.')) ?? false);
     this.#starts = new Int32Array(maxParams);
     this.#ends = new Int32Array(maxParams);
   }
@@ -133,8 +136,8 @@ export class Router<R extends RoutableRoute> {
    * Most specific path first (per segment: literal > param > rest), then most specific host.
    */
   match(host: string, method: string, path: string): RouteMatch<R> {
-    const dot = host.indexOf('.');
     // `*.suffix` matches exactly one extra, non-empty label: the part after the first dot.
+    const dot = this.#hasWildcards ? host.indexOf('.') : -1;
     const parent = dot > 0 ? host.slice(dot + 1) : '';
     // The root path has no segments; anything else starts with a segment at index 1.
     const start = path.length <= 1 ? path.length + 1 : 1;

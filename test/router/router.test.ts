@@ -45,6 +45,12 @@ const hosts = [
   route('other.host.only', '/o', ['GET'], ['other.example.net']),
 ];
 
+// More literal siblings than the router compares in place, so the wide (hashed) path is used too.
+const wide = [
+  ...Array.from({ length: 12 }, (_, i) => route(`wide.${i}`, `/w/item${i}/{id}`)),
+  route('wide.param', '/w/{other}/{id}'),
+];
+
 const CASES: readonly Case[] = [
   // literals and params
   { name: 'root', routes: orders, path: '/', expect: { route: 'root' } },
@@ -70,6 +76,7 @@ const CASES: readonly Case[] = [
     path: '/orders/a%20b%2Cc',
     expect: { route: 'orders.get', params: { id: 'a%20b%2Cc' } },
   },
+  { name: 'a literal prefix is not the literal', routes: orders, path: '/orders/exportx', expect: { route: 'orders.get', params: { id: 'exportx' } } },
   { name: 'too many segments', routes: orders, path: '/orders/42/x', expect: 'not_found' },
   { name: 'unknown literal', routes: orders, path: '/customers', expect: 'not_found' },
   { name: 'case-sensitive literal', routes: orders, path: '/Orders', expect: 'not_found' },
@@ -199,6 +206,12 @@ const CASES: readonly Case[] = [
     expect: { route: 'multi' },
   },
   { name: 'empty table', routes: [], path: '/', expect: 'not_found' },
+
+  // wide nodes
+  { name: 'wide node: literal', routes: wide, path: '/w/item11/5', expect: { route: 'wide.11', params: { id: '5' } } },
+  { name: 'wide node: literal prefix is not the literal', routes: wide, path: '/w/item1x/5', expect: { route: 'wide.param', params: { other: 'item1x', id: '5' } } },
+  { name: 'wide node: too few segments', routes: wide, path: '/w/item3', expect: 'not_found' },
+  { name: 'wide node: 405 through the hashed branch', routes: wide, method: 'POST', path: '/w/item3/1', expect: { allow: ['GET'] } },
 ];
 
 function runCases(matcher: string, newRouter: (routes: readonly RoutableRoute[]) => { match(host: string, method: string, path: string): RouteMatch<RoutableRoute> }): void {
