@@ -6,6 +6,7 @@
  * Only call it after `validateConfig` reported no issue: it relies on references resolving and
  * on every referenced file having been read and checked through the same `ReferencedFiles`.
  */
+import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { Router } from '../router/router.ts';
 import { configHash } from './config-hash.ts';
@@ -104,6 +105,9 @@ function compileUpstream(upstream: UpstreamConfig, files: ReferencedFiles): Comp
   return {
     id: upstream.id,
     origin: url.origin,
+    authority: url.host,
+    preserveHost: upstream.preserve_host,
+    servername: url.protocol === 'https:' ? (tls?.servername ?? (isIP(url.hostname.replace(/^\[|\]$/g, '')) ? null : url.hostname)) : null,
     basePath: url.pathname.replace(/\/+$/, ''),
     connections: upstream.connections,
     connectTimeoutMs: upstream.timeouts.connect,

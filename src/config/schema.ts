@@ -131,6 +131,10 @@ export const upstream = z
       .default({ connect: 2000, response_headers: 15000, body: 30000 })
       .describe('Upstream timeouts; a timeout is a 504 upstream_timeout.'),
     keep_alive_timeout: duration.default(4000).describe('How long an idle upstream connection is kept. Default 4s.'),
+    preserve_host: z
+      .boolean()
+      .default(false)
+      .describe('Send the client\'s Host to the upstream. Default false: Host is the upstream URL\'s authority (the client\'s host is in X-Forwarded-Host and Forwarded).'),
     tls: upstreamTls.optional(),
   })
   .strict()

@@ -50,6 +50,11 @@ export interface CompiledUpstream {
   readonly id: string;
   /** `http:` or `https:` origin, e.g. `http://127.0.0.1:9000`. */
   readonly origin: string;
+  /** Host header for the upstream: its URL's authority (`host[:port]`), unless `preserveHost`. */
+  readonly authority: string;
+  readonly preserveHost: boolean;
+  /** SNI and certificate name for https upstreams (configured `servername`, else the URL host; null for IPs). */
+  readonly servername: string | null;
   /** Path prefix from the upstream URL without trailing slash ('' when none). */
   readonly basePath: string;
   readonly connections: number;

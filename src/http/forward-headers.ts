@@ -105,6 +105,8 @@ export interface ForwardInfo {
   readonly proto: 'http' | 'https';
   /** The routed host: lowercase, no port. */
   readonly host: string;
+  /** The Host sent upstream when it is not the client's (the upstream's own authority). */
+  readonly upstreamHost?: string;
   readonly requestId: string;
   readonly traceparent: string;
   /** Received protocol for Via (RFC 9110 §7.6.3), e.g. `1.1` or `2`. */
@@ -139,7 +141,7 @@ export function buildUpstreamHeaders(rawHeaders: readonly string[], info: Forwar
   // Added last, so nothing the client sent (or named in Connection) can remove or precede them.
   const node = forwardedNode(info.clientIp);
   out.push(
-    'host', info.host,
+    'host', info.upstreamHost ?? info.host,
     'x-forwarded-for', info.clientIp,
     'x-forwarded-proto', info.proto,
     'x-forwarded-host', info.host,

@@ -30,9 +30,11 @@ export async function proxy(ctx: RequestContext): Promise<StageOutcome> {
     clientIp: ctx.clientIp,
     proto: ctx.tlsSocket ? 'https' : 'http',
     host: ctx.host,
+    ...(route.upstream.preserveHost ? {} : { upstreamHost: route.upstream.authority }),
     requestId: ctx.requestId,
     traceparent: ctx.traceparent,
-    viaProtocol: ctx.httpVersion,
+    // RFC 9110 §7.6.3: the received protocol's version, `2` for HTTP/2.
+    viaProtocol: ctx.httpVersion === '2.0' ? '2' : ctx.httpVersion,
   });
   const path = route.upstream.basePath + ctx.path + (ctx.query === '' ? '' : `?${ctx.query}`);
   const limit = route.maxBodyBytes ?? ctx.listener.limits.maxBodyBytes;
@@ -42,7 +44,8 @@ export async function proxy(ctx: RequestContext): Promise<StageOutcome> {
   ctx.upstreamStartedAt = process.hrtime.bigint();
   try {
     await entry.pool.stream(
-      { path, method, headers, body, opaque: ctx },
+      // undici would take the SNI from the Host header; the upstream's own name is the one to verify.
+      { path, method, headers, body, opaque: ctx, ...(route.upstream.servername ? { servername: route.upstream.servername } : {}) },
       ({ statusCode, headers: upstreamHeaders }) => {
         ctx.upstreamStatus = statusCode;
         ctx.upstreamHeadersAt = process.hrtime.bigint();
@@ -107,7 +110,8 @@ export function upstreamFailure(error: unknown, ctx: RequestContext, bodyStreame
   if (UNREACHABLE.has(code)) return { reason: 'upstream.unreachable', detail };
   if (TIMEOUTS.has(code)) return { reason: 'upstream.timeout', detail };
   if (UNAVAILABLE.has(code)) return { reason: 'upstream.unavailable', detail };
-  if (code.startsWith('ERR_TLS') || code.includes('CERT') || code === 'ERR_SSL_WRONG_VERSION_NUMBER') {
+  // Node reports certificate verification failures with OpenSSL's codes.
+  if (code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || code.includes('CERT') || code.includes('VERIFY') || code.includes('SELF_SIGNED')) {
     return { reason: 'upstream.unreachable', detail: `tls: ${detail}` };
   }
   // Parser errors (invalid framing, CL+TE, bad status line), a reset or close before a complete

@@ -82,7 +82,7 @@ export async function startHarness(config: string, options: { upstream?: Recordi
     async close() {
       await gateway.shutdown();
       if (!options.upstream) await upstream.close();
-      await rm(dir, { recursive: true, force: true });
+      if (!process.env.KEEP_TEST_DIRS) await rm(dir, { recursive: true, force: true });
     },
   };
 }

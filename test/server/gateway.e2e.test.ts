@@ -244,7 +244,8 @@ describe('header hygiene', () => {
     // W3C trace context: the trace id continues, the span id is the gateway's own.
     assert.match(seen['traceparent']!, /^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-0[01]$/);
     assert.notEqual(seen['traceparent'], spoofed['traceparent']);
-    assert.equal(seen['host'], 'localhost');
+    // Host is the upstream's own authority unless the upstream sets preserve_host.
+    assert.equal(seen['host'], new URL(h.upstream.url).host);
   });
 
   test('hop-by-hop headers of the upstream response do not reach the client', async () => {

@@ -92,7 +92,7 @@ test('slow headers: 408 within the headers timeout, connection closed', async ()
 
 test('a valid pipelined pair is answered in order, both forwarded', async () => {
   const before = h.upstream.seen.length;
-  const exchange = await rawRequest(port, 'GET /one HTTP/1.1\r\nHost: localhost\r\n\r\nGET /two HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n', { untilClose: true });
+  const exchange = await rawRequest(port, 'GET /one HTTP/1.1\r\nHost: localhost\r\n\r\nGET /two HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n', { untilClose: true, quietMs: 3000 });
   assert.deepEqual(exchange.statuses, [200, 200]);
   assert.deepEqual(h.upstream.seen.slice(before).map((seen) => seen.path), ['/one', '/two']);
 });
