@@ -54,6 +54,51 @@ const hostname = z
 
 const port = z.number().int().min(0).max(65535);
 
+/** RFC 6749 §3.3 scope-token: printable ASCII without space, `"` or `\\`. */
+const scope = z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'expected a scope token (printable ASCII, no spaces, quotes or backslashes)');
+
+const sensitivity = z.enum(['public', 'internal', 'confidential', 'restricted']);
+
+const headerName = z
+  .string()
+  .regex(/^[a-z0-9-]+$/, 'expected a lowercase header name');
+
+const claimName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'expected a claim name');
+
+/** A calendar date (`2027-01-31`, the end of that day in UTC) or an RFC 3339 timestamp. */
+const isoDate = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/, 'expected a date (2027-01-31) or an RFC 3339 timestamp')
+  .refine((text) => !Number.isNaN(Date.parse(text)), 'not a valid date');
+
+const cidr = z
+  .string()
+  .regex(/^([0-9.]+|[0-9a-fA-F:]+)\/\d{1,3}$/, 'expected a CIDR block such as 10.0.0.0/8 or 2001:db8::/32');
+
+/** Asymmetric JWS algorithms only: `none` and HS* can never be configured (SECURITY.md JWT-01). */
+export const SIGNING_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+
+export const CREDENTIAL_TYPES = ['jwt', 'introspection', 'api_key'] as const;
+
+/**
+ * A policy rule in CEL. `require`: the request is denied unless the expression is true.
+ * `deny`: the request is denied when it is true. Exactly one of the two.
+ */
+const policyRule = z
+  .object({
+    id: id.describe('Rule id; named on the decision record of every request it decides.'),
+    require: z.string().min(1).optional().describe('CEL expression that must be true.'),
+    deny: z.string().min(1).optional().describe('CEL expression that denies when true.'),
+    reason: z
+      .string()
+      .regex(/^[a-z][a-z0-9_]{0,62}$/, 'expected a reason such as weekend_writes')
+      .optional()
+      .describe('Operator-facing reason recorded as policy.<reason> when this rule denies. Default: the rule id.'),
+    description: z.string().optional().describe('What the rule is for.'),
+  })
+  .strict()
+  .describe('A CEL policy rule over partner, credential, token, request and route.');
+
 const ack = (exact: string) =>
   z.literal(exact).describe(`Acknowledgement of an insecure option; must be exactly "${exact}".`);
 
@@ -95,6 +140,9 @@ export const listener = z
       .array(hostname)
       .min(1)
       .describe('Hostnames served by this listener. A request whose Host (or SNI) is not listed gets 421. There is no default hostname.'),
+    environment: id
+      .default('production')
+      .describe('The environment this listener serves (e.g. production, sandbox); partner grants name the environments they cover.'),
     tls: listenerTls.optional(),
     limits: listenerLimits.optional(),
   })
@@ -166,36 +214,210 @@ export const route = z
       .default('required')
       .describe('`required` (default): a valid credential is needed. `none`: anonymous access, allowed only in the public zone.'),
     max_body_bytes: byteSize.optional().describe('Largest request body on this route; overrides the listener limit.'),
+    credentials: z
+      .array(z.enum(CREDENTIAL_TYPES))
+      .min(1)
+      .default(['jwt'])
+      .describe('Credential types this route accepts (with `auth: required`): `jwt` (a token from a configured issuer), `introspection` (an opaque token checked at an introspection endpoint), `api_key` (legacy, flagged on every decision record). Default [jwt].'),
+    scopes: z
+      .array(scope)
+      .default([])
+      .describe('Scopes the token must carry, all of them (exact match). The partner\'s grant must cover them too.'),
+    transaction_type: id.optional().describe('Transaction type of this operation (e.g. read, write, payment); grants may restrict it.'),
+    sensitivity: sensitivity.optional().describe('Data sensitivity of this operation; default: the API\'s.'),
+    purpose: z
+      .object({
+        header: headerName.optional().describe('Request header that declares the purpose (e.g. x-purpose).'),
+        claim: claimName.optional().describe('Token claim that declares the purpose; used when the header is absent.'),
+        allowed: z.array(id).min(1).describe('Purposes accepted on this route.'),
+      })
+      .strict()
+      .optional()
+      .describe('Require a declared purpose from an allowed list; the purpose is part of the decision and its record.'),
+    policies: z.array(policyRule).default([]).describe('CEL rules evaluated for this route, after the API\'s and global rules.'),
   })
   .strict()
-  .describe('A route: which requests go to which upstream, and what they must prove.');
+  .describe('A route: which requests go to which upstream, and what they must prove. A route of an API is one of its operations.');
 
 export const api = z
   .object({
     id: id.describe('Unique API id, referenced by routes and partner grants.'),
     name: z.string().min(1).optional().describe('Human-readable name.'),
+    audience: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Resource identifier of this API: a token must list it in `aud` (exact match). Required when a route of the API accepts tokens.'),
+    sensitivity: sensitivity.default('internal').describe('Default data sensitivity of the API\'s operations.'),
+    policies: z.array(policyRule).default([]).describe('CEL rules evaluated for every route of this API, after the global rules.'),
   })
   .strict()
-  .describe('An API: a set of routes that partners are granted access to.');
+  .describe('An API: a set of routes (its operations) that partners are granted access to.');
+
+const partnerCredential = z.discriminatedUnion('type', [
+  z
+    .object({
+      id: id.describe('Unique credential id (across all partners); appears in decision records.'),
+      type: z.literal('jwt'),
+      issuer: id.describe('Id of the issuer (in `issuers`) that issues this credential\'s tokens.'),
+      client_id: z.string().min(1).describe('Value of the issuer\'s partner claim (`client_id` by default) that identifies this credential.'),
+    })
+    .strict()
+    .describe('Tokens of a configured issuer, identified by their client id.'),
+  z
+    .object({
+      id: id.describe('Unique credential id (across all partners).'),
+      type: z.literal('introspection'),
+      endpoint: id.describe('Id of the introspection endpoint (in `introspection`) that knows these tokens.'),
+      client_id: z.string().min(1).describe('`client_id` of the introspection response that identifies this credential.'),
+    })
+    .strict()
+    .describe('Opaque tokens checked at an introspection endpoint, identified by their client id.'),
+  z
+    .object({
+      id: id.describe('Unique credential id (across all partners).'),
+      type: z.literal('api_key'),
+      key_id: z
+        .string()
+        .regex(/^[a-z0-9]{12}$/, 'expected the 12-character key id that `portcullis apikey create` printed')
+        .describe('Public id of the key (the part after the `pcs_` prefix).'),
+      sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits').describe('SHA-256 (hex) of the whole key; the key itself is never stored.'),
+      expires: isoDate.describe('Expiry (required): API keys are long-lived credentials and must end.'),
+    })
+    .strict()
+    .describe('A legacy API key (header `X-API-Key`). Every use is marked as a long-lived credential.'),
+]);
+
+const TIME_OF_DAY = /^([01][0-9]|2[0-3]):[0-5][0-9]$/;
+const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
+
+const grant = z
+  .object({
+    api: id.describe('Id of the granted API.'),
+    environments: z.array(id).min(1).default(['production']).describe('Environments (listener `environment`) this grant covers. Default [production].'),
+    scopes: z.array(scope).default([]).describe('Scopes the partner may hold for this API; a token carrying others gains nothing from them.'),
+    constraints: z
+      .object({
+        time_windows: z
+          .array(
+            z
+              .object({
+                days: z.array(z.enum(WEEKDAYS)).min(1).default([...WEEKDAYS]).describe('Days of the week.'),
+                from: z.string().regex(TIME_OF_DAY, 'expected HH:MM').describe('Start time (inclusive), HH:MM.'),
+                to: z.string().regex(TIME_OF_DAY, 'expected HH:MM').describe('End time (exclusive), HH:MM; earlier than `from` means the window crosses midnight.'),
+              })
+              .strict(),
+          )
+          .min(1)
+          .optional()
+          .describe('Requests are allowed only inside one of these windows.'),
+        timezone: z.string().min(1).default('UTC').describe('IANA time zone of the time windows. Default UTC.'),
+        transaction_types: z.array(id).min(1).optional().describe('Transaction types (route `transaction_type`) allowed.'),
+        purposes: z.array(id).min(1).optional().describe('Purposes allowed (see route `purpose`).'),
+        source_networks: z.array(cidr).min(1).optional().describe('Client addresses allowed, as CIDR blocks.'),
+      })
+      .strict()
+      .optional()
+      .describe('Conditions that must all hold for the grant to apply.'),
+  })
+  .strict()
+  .describe('Access of a partner to one API.');
 
 export const partner = z
   .object({
     id: id.describe('Unique partner id.'),
     name: z.string().min(1).optional().describe('Human-readable name.'),
+    owner: z.string().min(1).optional().describe('Who owns this partnership on our side (team or person).'),
+    contact: z.string().min(1).optional().describe('Partner contact (e-mail or URL) for incidents.'),
+    tier: id.default('standard').describe('Partner tier (e.g. standard, premium); available to policies and rate limits.'),
+    attributes: z
+      .record(z.string().regex(/^[a-z][a-z0-9_]{0,62}$/), z.union([z.string(), z.number(), z.boolean()]))
+      .default({})
+      .describe('Free attributes available to policies as partner.attributes.'),
     status: z.enum(['active', 'suspended', 'offboarded']).default('active').describe('Only active partners are let through.'),
-    grants: z
-      .array(
-        z
-          .object({
-            api: id.describe('Id of the granted API.'),
-          })
-          .strict(),
-      )
-      .default([])
-      .describe('APIs this partner may call.'),
+    agreement: z
+      .object({
+        id: z.string().min(1).describe('Agreement (contract) id; appears in decision records.'),
+        expires: isoDate.describe('End of the agreement: from then on, no access.'),
+      })
+      .strict()
+      .optional()
+      .describe('The agreement under which the partner has access. No current agreement, no access.'),
+    credentials: z.array(partnerCredential).default([]).describe('How this partner proves who it is.'),
+    grants: z.array(grant).default([]).describe('APIs this partner may call.'),
+    policies: z.array(policyRule).default([]).describe('CEL rules evaluated for this partner\'s requests, after route rules.'),
   })
   .strict()
   .describe('A partner organisation.');
+
+const issuer = z
+  .object({
+    id: id.describe('Unique issuer id, referenced by partner credentials.'),
+    issuer: z.string().min(1).describe('The exact `iss` of its tokens (compared byte for byte: no case folding, no trailing-slash tolerance).'),
+    jwks_uri: z.url({ protocol: /^https?$/ }).optional().describe('URL of the issuer\'s JWKS. Plain http only to loopback addresses.'),
+    discovery: z
+      .url({ protocol: /^https?$/ })
+      .optional()
+      .describe('OpenID Connect / RFC 8414 metadata URL; its `jwks_uri` is used (and its `issuer` must equal `issuer`).'),
+    jwks_file: z.string().min(1).optional().describe('Path of a local JWKS file (relative to the config file); re-read on reload.'),
+    ca: z.string().min(1).optional().describe('PEM CA certificates for fetching the JWKS or metadata over https. Default: system store.'),
+    algorithms: z
+      .array(z.enum(SIGNING_ALGORITHMS))
+      .min(1)
+      .describe('Algorithms this issuer may sign with (required; `none` and HS* are never accepted).'),
+    typ: z.string().min(1).default('at+jwt').describe('Required `typ` header (RFC 9068: at+jwt; `application/` prefix and case are ignored).'),
+    leeway: duration.default(30000).describe('Clock leeway for exp/nbf/iat. Default 30s, at most 60s.'),
+    max_token_lifetime: duration.default(3600000).describe('Longest accepted `exp - iat`. Default 1h.'),
+    partner_claim: z.enum(['client_id', 'sub']).default('client_id').describe('Claim that identifies the partner credential. Default client_id.'),
+    refresh_interval: duration.default(600000).describe('How often remote keys are refreshed. Default 10m.'),
+    unknown_kid_cooldown: duration.default(30000).describe('Least time between two refetches caused by an unknown `kid`. Default 30s.'),
+    fetch_timeout: duration.default(5000).describe('Timeout of a JWKS or metadata fetch. Default 5s.'),
+  })
+  .strict()
+  .describe('A trusted token issuer. Exactly one of jwks_uri, discovery, jwks_file.');
+
+export const INTROSPECTION_SECRET_ACK = 'I understand a shared client secret is a long-lived credential' as const;
+
+const introspectionEndpoint = z
+  .object({
+    id: id.describe('Unique endpoint id, referenced by partner credentials.'),
+    url: z.url({ protocol: /^https?$/ }).describe('RFC 7662 introspection endpoint. Plain http only to loopback addresses.'),
+    issuer: z.string().min(1).optional().describe('Expected `iss` in introspection responses, when they carry one.'),
+    ca: z.string().min(1).optional().describe('PEM CA certificates for the endpoint. Default: system store.'),
+    client_id: z.string().min(1).describe('The gateway\'s client id at the endpoint.'),
+    auth: z
+      .discriminatedUnion('method', [
+        z
+          .object({
+            method: z.literal('private_key_jwt'),
+            key: z.string().min(1).describe('PEM private key (PKCS#8) that signs the client assertion.'),
+            alg: z.enum(SIGNING_ALGORITHMS).describe('Signing algorithm of the client assertion.'),
+            kid: z.string().min(1).optional().describe('`kid` of the key as registered at the endpoint.'),
+          })
+          .strict(),
+        z
+          .object({
+            method: z.literal('tls_client_auth'),
+            cert: z.string().min(1).describe('PEM client certificate.'),
+            key: z.string().min(1).describe('PEM private key of the certificate.'),
+          })
+          .strict(),
+        z
+          .object({
+            method: z.literal('client_secret_basic'),
+            secret: z.string().min(1).describe('The client secret (use ${ENV} interpolation; never commit it).'),
+            insecure_shared_secret: ack(INTROSPECTION_SECRET_ACK),
+          })
+          .strict(),
+      ])
+      .describe('How the gateway authenticates to the endpoint (RFC 7662 §2.1). Asymmetric methods are preferred.'),
+    cache_ttl: duration.default(60000).describe('Longest time an active result is cached (never beyond the token\'s exp). Default 60s.'),
+    negative_cache_ttl: duration.default(5000).describe('How long an inactive result is cached. Default 5s.'),
+    timeout: duration.default(2000).describe('Timeout of one introspection call; a timeout is a 503. Default 2s.'),
+    max_requests_per_second: z.number().int().min(1).default(100).describe('Most calls per second to the endpoint (cache misses); beyond it, 503.'),
+  })
+  .strict()
+  .describe('An RFC 7662 introspection endpoint for opaque tokens.');
 
 export const config = z
   .object({
@@ -224,9 +446,12 @@ export const config = z
       .describe('The ops listener: health and readiness, never on a data-plane port.'),
     listeners: z.array(listener).min(1).describe('Data-plane listeners.'),
     upstreams: z.array(upstream).default([]).describe('Upstream services.'),
+    issuers: z.array(issuer).default([]).describe('Trusted token issuers.'),
+    introspection: z.array(introspectionEndpoint).default([]).describe('Introspection endpoints for opaque tokens.'),
     apis: z.array(api).default([]).describe('APIs offered to partners.'),
     partners: z.array(partner).default([]).describe('Partners and their grants.'),
     routes: z.array(route).default([]).describe('Routes. Nothing is reachable without one.'),
+    policies: z.array(policyRule).default([]).describe('Global CEL rules, evaluated first for every authenticated request.'),
   })
   .strict()
   .describe('Portcullis gateway configuration.');
@@ -237,5 +462,15 @@ export type ListenerConfig = z.output<typeof listener>;
 export type UpstreamConfig = z.output<typeof upstream>;
 export type RouteConfig = z.output<typeof route>;
 export type Zone = z.output<typeof zone>;
+export type IssuerConfig = z.output<typeof issuer>;
+export type IntrospectionConfig = z.output<typeof introspectionEndpoint>;
+export type PartnerConfig = z.output<typeof partner>;
+export type PartnerCredentialConfig = z.output<typeof partnerCredential>;
+export type GrantConfig = z.output<typeof grant>;
+export type PolicyRuleConfig = z.output<typeof policyRule>;
+export type ApiConfig = z.output<typeof api>;
+export type Sensitivity = z.output<typeof sensitivity>;
+export type CredentialType = (typeof CREDENTIAL_TYPES)[number];
+export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
 export type HttpMethod = (typeof HTTP_METHODS)[number];
 export { HTTP_METHODS };

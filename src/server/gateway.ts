@@ -284,7 +284,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const allDone = new Promise<void>((resolveDrained) => {
         drained = resolveDrained;
       });
-      const timedOut = await Promise.race([allDone.then(() => false), delay(drainTimeoutMs).then(() => true)]);
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<boolean>((resolveTimeout) => {
+        timer = setTimeout(() => resolveTimeout(true), drainTimeoutMs);
+      });
+      const timedOut = await Promise.race([allDone.then(() => false), timeout]);
+      // The drain timer must not keep the process alive once everything has drained.
+      clearTimeout(timer);
       if (timedOut) log('warn', 'gateway.drain_timeout', { in_flight: inFlight });
     }
     for (const bound of listeners.values()) bound.destroyAll();

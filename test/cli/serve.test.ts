@@ -144,6 +144,9 @@ test('SIGTERM: not ready at once, in-flight requests finish, exit 0', async () =
   const response = await inFlight;
   assert.equal(response.statusCode, 200);
   await response.body.dump();
+  const drainedAt = Date.now();
   assert.equal(await exited, 0);
+  // Regression: a pending drain timer (drain_timeout 5s) kept the process alive after draining.
+  assert.ok(Date.now() - drainedAt < 2500, `exited ${Date.now() - drainedAt} ms after the last request`);
   await assert.rejects(get(dataPort, '/slow/1'), 'no longer listening');
 });

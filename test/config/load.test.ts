@@ -33,7 +33,7 @@ describe('loadConfig()', () => {
     const issues = await issuesOf(t, VALID_CONFIG.replace('    port: 8443\n', '    port: 8443\n    hostname: x\n    colour: red\n'));
     assert.deepEqual(brief(issues), ['12:5 CONFIG_UNKNOWN_KEY listeners[1].hostname', '13:5 CONFIG_UNKNOWN_KEY listeners[1].colour']);
     assert.equal(issues[0]!.message, 'unknown key "hostname"; did you mean "hostnames"?');
-    assert.match(issues[1]!.message, /^unknown key "colour"; expected one of: name, zone, address, port, hostnames, tls, limits$/);
+    assert.match(issues[1]!.message, /^unknown key "colour"; expected one of: name, zone, address, port, hostnames, environment, tls, limits$/);
   });
 
   it('maps a missing required key to its parent mapping', async (t) => {

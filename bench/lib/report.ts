@@ -1,0 +1,200 @@
+/**
+ * Turning the rounds into the report: medians per target, ratios to the baseline, the table,
+ * the verdict lines of targets that have a goal.
+ */
+import type { Goal } from './target.ts';
+import type { WrkResult } from './wrk.ts';
+
+/** One measured wrk run of one target. */
+export interface Sample {
+  round: number;
+  /** 1 for the first try; higher when a noisy run was measured again. */
+  attempt?: number;
+  requests: number;
+  seconds: number;
+  requestsPerSecond: number;
+  latencyMs: Record<string, number>;
+  socketErrors: WrkResult['socketErrors'];
+  non2xx3xx: number;
+  /** CPU time of the measured process during the run, µs. */
+  cpuMicros: number;
+  /** CPU time of the upstream nginx during the run, µs (same as cpuMicros for `direct`). */
+  upstreamCpuMicros: number;
+  /** CPU time of wrk during the run, µs. */
+  loadGenCpuMicros: number;
+  /** Wall time between the CPU readings, s. */
+  windowSeconds: number;
+  /** Busy share of the load generator's core and of the server core during the run, 0–100. */
+  loadCoreBusy: number;
+  /** Load core time not spent in wrk (other processes), 0–100. */
+  loadCoreOther: number;
+  serverCoreBusy: number;
+  /** Server core time not spent in the target or the upstream (other processes), 0–100. */
+  serverCoreOther: number;
+  /** Share of both cores' time stolen by the hypervisor (a noisy-neighbour sign), 0–100. */
+  steal: number;
+  /** VmRSS of the measured process right after the run, bytes. */
+  rssBytes: number;
+}
+
+export interface Row {
+  target: string;
+  description: string;
+  status: 'ok' | 'skipped' | 'failed';
+  reason?: string;
+  baseline: boolean;
+  goal?: Goal;
+  cpuOf?: string;
+  samples: Sample[];
+  summary?: Summary;
+}
+
+export interface Summary {
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  cpuMicrosPerRequest: number;
+  upstreamCpuMicrosPerRequest: number;
+  loadGenCpuMicrosPerRequest: number;
+  rssMB: number;
+  loadCoreBusy: number;
+  loadCoreOther: number;
+  serverCoreBusy: number;
+  serverCoreOther: number;
+  steal: number;
+  errors: number;
+  /** req/s divided by the baseline's. */
+  throughputRatio?: number;
+  /** p99 divided by the baseline's. */
+  p99Ratio?: number;
+}
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** Medians over the rounds, then ratios against the baseline row. */
+export function summarise(rows: Row[]): void {
+  for (const row of rows) {
+    if (row.status !== 'ok' || row.samples.length === 0) continue;
+    const s = row.samples;
+    row.summary = {
+      requestsPerSecond: median(s.map((x) => x.requestsPerSecond)),
+      p50Ms: median(s.map((x) => x.latencyMs['50']!)),
+      p99Ms: median(s.map((x) => x.latencyMs['99']!)),
+      cpuMicrosPerRequest: median(s.map((x) => x.cpuMicros / Math.max(1, x.requests))),
+      upstreamCpuMicrosPerRequest: median(s.map((x) => x.upstreamCpuMicros / Math.max(1, x.requests))),
+      loadGenCpuMicrosPerRequest: median(s.map((x) => x.loadGenCpuMicros / Math.max(1, x.requests))),
+      rssMB: s[s.length - 1]!.rssBytes / 2 ** 20,
+      loadCoreBusy: median(s.map((x) => x.loadCoreBusy)),
+      loadCoreOther: median(s.map((x) => x.loadCoreOther)),
+      serverCoreBusy: median(s.map((x) => x.serverCoreBusy)),
+      serverCoreOther: median(s.map((x) => x.serverCoreOther)),
+      steal: median(s.map((x) => x.steal)),
+      errors: s.reduce((sum, x) => sum + x.non2xx3xx + Object.values(x.socketErrors).reduce((a, b) => a + b, 0), 0),
+    };
+  }
+  const base = rows.find((row) => row.baseline)?.summary;
+  if (!base) return;
+  for (const row of rows) {
+    if (!row.summary) continue;
+    row.summary.throughputRatio = row.summary.requestsPerSecond / base.requestsPerSecond;
+    row.summary.p99Ratio = row.summary.p99Ms / base.p99Ms;
+  }
+}
+
+const int = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+const fixed = (value: number, digits: number) => (Number.isFinite(value) ? value.toFixed(digits) : '–');
+const ratio = (value: number | undefined) => (value === undefined ? '–' : `${value.toFixed(2)}×`);
+
+function table(header: readonly string[], body: readonly (readonly string[])[], alignLeft: readonly number[] = [0]): string {
+  const widths = header.map((cell, i) => Math.max(cell.length, ...body.map((line) => line[i]!.length)));
+  const cell = (text: string, i: number) => (alignLeft.includes(i) ? text.padEnd(widths[i]!) : text.padStart(widths[i]!));
+  const line = (cells: readonly string[]) => `| ${cells.map(cell).join(' | ')} |`;
+  const rule = `|${widths.map((w, i) => (alignLeft.includes(i) ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
+  return [line(header), rule, ...body.map(line)].join('\n');
+}
+
+/** The main table (Markdown, so it can be pasted into docs/benchmarks.md as is). */
+export function resultsTable(rows: readonly Row[]): string {
+  const baseline = rows.find((row) => row.baseline)?.target ?? 'baseline';
+  const header = ['target', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'RSS MB', `req/s ÷ ${baseline}`, `p99 ÷ ${baseline}`];
+  const body = rows.map((row) => {
+    const s = row.summary;
+    if (!s) return [row.target, row.status === 'skipped' ? 'skipped' : 'failed', '', '', '', '', '', ''];
+    return [
+      s.errors > 0 ? `${row.target} (!)` : row.target,
+      int.format(s.requestsPerSecond),
+      fixed(s.p50Ms, 2),
+      fixed(s.p99Ms, 2),
+      `${fixed(s.cpuMicrosPerRequest, 1)}${row.cpuOf && row.cpuOf !== 'gateway' && row.cpuOf !== 'proxy' ? ` (${row.cpuOf})` : ''}`,
+      fixed(s.rssMB, 1),
+      ratio(s.throughputRatio),
+      ratio(s.p99Ratio),
+    ];
+  });
+  return table(header, body);
+}
+
+/**
+ * Where the cores went: shows which side was the limit (a core near 100 % busy) and how much of
+ * it other processes ("others": not wrk on the load core, not the target or nginx on the server
+ * core) or the hypervisor ("steal") took; if those are high the figures are noise.
+ */
+export function coresTable(rows: readonly Row[], loadCpu: number, serverCpu: number): string {
+  const header = [
+    'target',
+    `core ${loadCpu} busy %`,
+    'of it others %',
+    `core ${serverCpu} busy %`,
+    'of it others %',
+    'steal %',
+    'wrk CPU µs/req',
+    'nginx CPU µs/req',
+  ];
+  const body = rows
+    .filter((row) => row.summary)
+    .map((row) => {
+      const s = row.summary!;
+      return [
+        row.target,
+        fixed(s.loadCoreBusy, 0),
+        fixed(s.loadCoreOther, 0),
+        fixed(s.serverCoreBusy, 0),
+        fixed(s.serverCoreOther, 0),
+        fixed(s.steal, 1),
+        fixed(s.loadGenCpuMicrosPerRequest, 1),
+        fixed(s.upstreamCpuMicrosPerRequest, 1),
+      ];
+    });
+  return table(header, body);
+}
+
+/** One line per target that has a goal: the measured ratios and MET / NOT MET. */
+export function verdicts(rows: readonly Row[]): string[] {
+  const lines: string[] = [];
+  for (const row of rows) {
+    if (!row.goal) continue;
+    const goal = row.goal;
+    const base = rows.find((other) => other.target === goal.against);
+    if (!row.summary || !base?.summary) {
+      const why = !row.summary ? `${row.target} ${row.status}${row.reason ? ` (${row.reason})` : ''}` : `${goal.against} ${base?.status ?? 'missing'}`;
+      lines.push(`${row.target}: not measured: ${why}`);
+      continue;
+    }
+    const throughput = row.summary.requestsPerSecond / base.summary.requestsPerSecond;
+    const throughputOk = throughput >= goal.minThroughputRatio;
+    const p99Ok = !goal.lowerP99 || row.summary.p99Ms < base.summary.p99Ms;
+    const clean = row.summary.errors === 0;
+    const met = throughputOk && p99Ok && clean;
+    lines.push(
+      `${row.target}: ${throughput.toFixed(2)}× ${goal.against} throughput (target ≥ ${goal.minThroughputRatio}×), ` +
+        `p99 ${fixed(row.summary.p99Ms, 2)} ms vs ${fixed(base.summary.p99Ms, 2)} ms${goal.lowerP99 ? ' (target: lower)' : ''}` +
+        `${clean ? '' : `, ${row.summary.errors} errors`}: ${met ? 'MET' : 'NOT MET'}`,
+    );
+  }
+  return lines;
+}

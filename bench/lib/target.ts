@@ -1,0 +1,67 @@
+/**
+ * What a benchmark target is. The table of targets is `targets/index.ts`; adding a row to the
+ * benchmark means adding an entry there.
+ */
+import type { Proc } from './procs.ts';
+
+/** The shared upstream every target ends at: a small nginx returning a fixed JSON body. */
+export interface Upstream {
+  proc: Proc;
+  port: number;
+  /** `http://127.0.0.1:<port>` */
+  origin: string;
+  /** The exact body every request must get back. */
+  body: string;
+}
+
+export interface BenchContext {
+  /** Temp dir of this run (configs, logs); removed at the end. */
+  tmpDir: string;
+  /** Root of the Portcullis checkout. */
+  repoRoot: string;
+  /** The `bench/` folder. */
+  benchDir: string;
+  /** The Node 24 binary used for every Node target. */
+  node: string;
+  /** Core the targets and the upstream are pinned to. */
+  serverCpu: number;
+  upstream: Upstream;
+  /** Path every request asks for, e.g. `/bench/hello`. */
+  path: string;
+  /** Host header sent with every request (`localhost`: Portcullis listeners need a DNS-like name). */
+  host: string;
+}
+
+export interface RunningTarget {
+  /** URL wrk loads. */
+  url: string;
+  /** The process whose CPU time and RSS are reported for this row. */
+  measured: Proc;
+  /** What the CPU column measures for this row, e.g. "gateway" or "nginx (the upstream itself)". */
+  cpuOf: string;
+  /** Stops what `start` started (by PID). The shared upstream is not the target's to stop. */
+  stop(): Promise<void>;
+}
+
+/** A performance goal of a target, checked against another target (the baseline). */
+export interface Goal {
+  /** Name of the target compared against. */
+  against: string;
+  /** Least acceptable req/s ratio (target / baseline). */
+  minThroughputRatio: number;
+  /** Whether the target's p99 must be lower than the baseline's. */
+  lowerP99: boolean;
+}
+
+export interface Target {
+  /** Row name, e.g. `portcullis-plain`. */
+  name: string;
+  /** One line: what path a request takes. */
+  description: string;
+  /** Ratios in the table are computed against the baseline target (exactly one). */
+  baseline?: boolean;
+  goal?: Goal;
+  /** A reason the target cannot run here (it is then skipped and the reason printed), or undefined. */
+  unavailable?(ctx: BenchContext): string | undefined;
+  start(ctx: BenchContext): Promise<RunningTarget>;
+}

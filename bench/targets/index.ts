@@ -1,0 +1,52 @@
+/**
+ * The table of targets. Every target serves `GET <ctx.path>` with `Host: <ctx.host>` and must
+ * return the upstream's body unchanged; each row of the report is one entry here, in this order.
+ * To add a row (full enforcement with JWT, mTLS, HAProxy + jwt_verify, …), add an entry.
+ */
+import { join } from 'node:path';
+import type { Target } from '../lib/target.ts';
+import { freePort, spawnPinned, stop, waitForPort } from '../lib/procs.ts';
+import { plainConfig, serveUnavailable, startPortcullis } from './portcullis.ts';
+
+export const TARGETS: readonly Target[] = [
+  {
+    name: 'direct',
+    description: 'wrk → nginx upstream, no proxy (the ceiling; CPU column is nginx itself)',
+    async start(ctx) {
+      return {
+        url: `${ctx.upstream.origin}${ctx.path}`,
+        measured: ctx.upstream.proc,
+        cpuOf: 'nginx',
+        stop: async () => {},
+      };
+    },
+  },
+  {
+    name: 'portcullis-plain',
+    description: 'wrk → Portcullis (public listener, auth: none route, decision log to a file) → nginx',
+    goal: { against: 'fastify-proxy', minThroughputRatio: 1.3, lowerP99: true },
+    unavailable: serveUnavailable,
+    start: (ctx) => startPortcullis(ctx, 'portcullis-plain', plainConfig),
+  },
+  {
+    name: 'fastify-proxy',
+    description: 'wrk → fastify 5 + @fastify/http-proxy (defaults, logger off) → nginx',
+    baseline: true,
+    async start(ctx) {
+      const port = await freePort();
+      const proc = spawnPinned(
+        'fastify-proxy',
+        ctx.node,
+        [join(ctx.benchDir, 'targets', 'fastify-proxy.ts'), '--port', String(port), '--upstream', ctx.upstream.origin, '--prefix', '/bench'],
+        { cpu: ctx.serverCpu, cwd: ctx.benchDir, logFile: join(ctx.tmpDir, 'fastify-proxy.log') },
+      );
+      try {
+        await waitForPort(proc, port, 20_000);
+      } catch (error) {
+        await stop(proc);
+        throw error;
+      }
+      return { url: `http://127.0.0.1:${port}${ctx.path}`, measured: proc, cpuOf: 'proxy', stop: () => stop(proc) };
+    },
+  },
+];

@@ -1,0 +1,92 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Row, Sample } from '../lib/report.ts';
+import { median, resultsTable, summarise, verdicts } from '../lib/report.ts';
+
+function sample(round: number, rps: number, p99: number, cpuPerReq: number): Sample {
+  const requests = rps * 10;
+  return {
+    round,
+    requests,
+    seconds: 10,
+    requestsPerSecond: rps,
+    latencyMs: { '50': p99 / 4, '99': p99 },
+    socketErrors: { connect: 0, read: 0, write: 0, timeout: 0 },
+    non2xx3xx: 0,
+    cpuMicros: cpuPerReq * requests,
+    upstreamCpuMicros: 20 * requests,
+    loadGenCpuMicros: 30 * requests,
+    windowSeconds: 10,
+    loadCoreBusy: 40,
+    loadCoreOther: 1,
+    serverCoreBusy: 100,
+    serverCoreOther: 1,
+    steal: 0,
+    rssBytes: 100 * 2 ** 20,
+  };
+}
+
+function rows(gatewayRps: number[], gatewayP99: number): Row[] {
+  return [
+    {
+      target: 'portcullis-plain',
+      description: '',
+      status: 'ok',
+      baseline: false,
+      goal: { against: 'fastify-proxy', minThroughputRatio: 1.3, lowerP99: true },
+      cpuOf: 'gateway',
+      samples: gatewayRps.map((rps, i) => sample(i + 1, rps, gatewayP99, 80)),
+    },
+    {
+      target: 'fastify-proxy',
+      description: '',
+      status: 'ok',
+      baseline: true,
+      cpuOf: 'proxy',
+      samples: [sample(1, 4000, 20, 200), sample(2, 4200, 18, 200), sample(3, 3900, 25, 200)],
+    },
+  ];
+}
+
+test('median of odd and even counts', () => {
+  assert.equal(median([3, 1, 2]), 2);
+  assert.equal(median([4, 1, 3, 2]), 2.5);
+  assert.ok(Number.isNaN(median([])));
+});
+
+test('summarises medians of the rounds and ratios to the baseline', () => {
+  const table = rows([6000, 5000, 5600], 10);
+  summarise(table);
+  assert.equal(table[0]!.summary!.requestsPerSecond, 5600);
+  assert.equal(table[1]!.summary!.requestsPerSecond, 4000);
+  assert.equal(table[0]!.summary!.throughputRatio, 1.4);
+  assert.equal(table[1]!.summary!.p99Ms, 20);
+  assert.equal(table[0]!.summary!.p99Ratio, 0.5);
+  assert.equal(table[0]!.summary!.cpuMicrosPerRequest, 80);
+  assert.match(resultsTable(table), /\| portcullis-plain \| +5,600 \|/);
+});
+
+test('verdict MET when throughput ratio and p99 both hold', () => {
+  const table = rows([6000, 5000, 5600], 10);
+  summarise(table);
+  assert.deepEqual(verdicts(table), [
+    'portcullis-plain: 1.40× fastify-proxy throughput (target ≥ 1.3×), p99 10.00 ms vs 20.00 ms (target: lower): MET',
+  ]);
+});
+
+test('verdict NOT MET when throughput is short or p99 is higher', () => {
+  const slow = rows([4800, 4800, 4800], 10);
+  summarise(slow);
+  assert.match(verdicts(slow)[0]!, /1\.20× .*: NOT MET$/);
+  const jittery = rows([6000, 6000, 6000], 30);
+  summarise(jittery);
+  assert.match(verdicts(jittery)[0]!, /1\.50× .*p99 30\.00 ms vs 20\.00 ms.*: NOT MET$/);
+});
+
+test('a skipped target gets a "not measured" verdict', () => {
+  const table = rows([], 10);
+  table[0]!.status = 'skipped';
+  table[0]!.reason = 'src/cli/commands/serve.ts does not exist yet';
+  summarise(table);
+  assert.deepEqual(verdicts(table), ['portcullis-plain: not measured: portcullis-plain skipped (src/cli/commands/serve.ts does not exist yet)']);
+});
