@@ -55,6 +55,8 @@ export type ProblemCode = keyof typeof PROBLEMS;
  */
 export const REASONS = {
   'allowed': null,
+  // answered by the gateway itself: RFC 9728 protected-resource metadata
+  'gateway.resource_metadata': null,
   // ingress (stage 1)
   'http.malformed': 'bad_request',
   'http.framing_ambiguous': 'request_framing_invalid',
@@ -137,7 +139,8 @@ export const REASONS = {
 } as const satisfies Record<string, ProblemCode | null>;
 
 export type Reason = keyof typeof REASONS;
-export type RefusalReason = Exclude<Reason, 'allowed'>;
+/** Reasons that end a request with a problem response (those that map to a problem code). */
+export type RefusalReason = { [K in Reason]: (typeof REASONS)[K] extends null ? never : K }[Reason];
 
 export function problemFor(reason: RefusalReason): { code: ProblemCode } & ProblemDefinition {
   const code = REASONS[reason];

@@ -10,6 +10,8 @@ const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   validate: () => import('./commands/validate.ts'),
   schema: () => import('./commands/schema.ts'),
   demo: () => import('./commands/demo.ts'),
+  explain: () => import('./commands/explain.ts'),
+  apikey: () => import('./commands/apikey.ts'),
 };
 
 const SUMMARIES: Record<string, string> = {
@@ -17,6 +19,8 @@ const SUMMARIES: Record<string, string> = {
   validate: 'Check a configuration file without serving it',
   schema: 'Print the JSON Schema of the configuration',
   demo: 'Start a local demo: dev PKI, sample upstream, gateway, and curl commands to try',
+  explain: 'Explain why a partner request would be allowed or denied',
+  apikey: 'Create a legacy API key for a partner (shown once, stored as a hash)',
 };
 
 function mainHelp(): string {

@@ -8,14 +8,17 @@
  */
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
+import type { CompiledRule } from '../policy/types.ts';
 import { Router } from '../router/router.ts';
+import { compileIntrospection, compileIssuer, compilePartner, credentialIndex } from './compile-identity.ts';
+import { PolicyCompiler } from './compile-policy.ts';
 import { configHash } from './config-hash.ts';
 import type { ReferencedFiles } from './files.ts';
 import { deepFreeze } from './freeze.ts';
 import { hostMatcher } from './hosts.ts';
 import type { ConfigPath } from './issues.ts';
-import type { Config, ListenerConfig, RouteConfig, UpstreamConfig, Zone } from './schema.ts';
-import type { CompiledListener, CompiledRoute, CompiledUpstream, ListenerLimits, Snapshot } from './snapshot.ts';
+import type { ApiConfig, Config, ListenerConfig, RouteConfig, UpstreamConfig, Zone } from './schema.ts';
+import type { CompiledApi, CompiledIssuer, CompiledListener, CompiledRoute, CompiledUpstream, ListenerLimits, Snapshot } from './snapshot.ts';
 
 export interface CompileContext {
   /** Absolute path of the configuration file. */
@@ -40,16 +43,25 @@ const ZONES: readonly Zone[] = ['public', 'partner', 'internal'];
 export function compileSnapshot(config: Config, context: CompileContext): Snapshot {
   const baseDir = dirname(context.sourcePath);
   const { files } = context;
+  const policy = new PolicyCompiler();
 
   const listeners = config.listeners.map((listener) => compileListener(listener, files));
   const upstreams = new Map(config.upstreams.map((upstream) => [upstream.id, compileUpstream(upstream, files)] as const));
-  const routes = config.routes.map((route) => compileRoute(route, upstreams));
+  // Each rule is compiled once: routes share the global and API rule objects.
+  const globalPolicies = policy.rules(config.policies, 'policies');
+  const apis = new Map(config.apis.map((api) => [api.id, compileApi(api, policy)] as const));
+  const routes = config.routes.map((route) => compileRoute(route, upstreams, apis, globalPolicies, policy));
   const routers = new Map(ZONES.map((zone) => [zone, new Router(routes.filter((route) => route.zone === zone))] as const));
+
+  const issuers = new Map(config.issuers.map((issuer) => [issuer.id, compileIssuer(issuer, files)] as const));
+  const issuersByIss = new Map<string, CompiledIssuer>([...issuers.values()].map((issuer) => [issuer.issuer, issuer] as const));
+  const introspection = new Map(config.introspection.map((endpoint) => [endpoint.id, compileIntrospection(endpoint, files)] as const));
+  const partners = new Map(config.partners.map((partner) => [partner.id, compilePartner(partner, policy)] as const));
 
   const digests = fileDigests(config, files);
   const snapshot: Snapshot = {
     hash: configHash(config, digests),
-    watchedFiles: [context.sourcePath, ...[...digests.keys()].map((written) => files.resolve(written))],
+    watchedFiles: [context.sourcePath, ...new Set([...digests.keys()].map((written) => files.resolve(written)))],
     sourcePath: context.sourcePath,
     baseDir,
     loadedAt: context.now?.() ?? new Date(),
@@ -63,9 +75,17 @@ export function compileSnapshot(config: Config, context: CompileContext): Snapsh
     upstreams,
     routes,
     routers,
+    issuers,
+    issuersByIss,
+    introspection,
+    apis,
+    partners,
+    credentials: credentialIndex(config.partners),
     warnings: insecureOptionWarnings(config, context),
   };
-  return deepFreeze(snapshot, (value) => value instanceof Router);
+  // Routers, compiled rules and compiled grants (CEL programs, BlockLists) own their internals:
+  // frozen at the top only.
+  return deepFreeze(snapshot, (value) => value instanceof Router || policy.owns(value));
 }
 
 function compileListener(listener: ListenerConfig, files: ReferencedFiles): CompiledListener {
@@ -96,6 +116,7 @@ function compileListener(listener: ListenerConfig, files: ReferencedFiles): Comp
       requestTimeoutMs: limits.request_timeout ?? LISTENER_LIMIT_DEFAULTS.requestTimeoutMs,
       keepAliveTimeoutMs: limits.keep_alive_timeout ?? LISTENER_LIMIT_DEFAULTS.keepAliveTimeoutMs,
     },
+    environment: listener.environment,
   };
 }
 
@@ -128,7 +149,27 @@ function compileUpstream(upstream: UpstreamConfig, files: ReferencedFiles): Comp
   };
 }
 
-function compileRoute(route: RouteConfig, upstreams: ReadonlyMap<string, CompiledUpstream>): CompiledRoute {
+function compileApi(api: ApiConfig, policy: PolicyCompiler): CompiledApi {
+  return {
+    id: api.id,
+    name: api.name ?? null,
+    audience: api.audience ?? null,
+    sensitivity: api.sensitivity,
+    policies: policy.rules(api.policies, `apis[${api.id}]`),
+  };
+}
+
+function compileRoute(
+  route: RouteConfig,
+  upstreams: ReadonlyMap<string, CompiledUpstream>,
+  apis: ReadonlyMap<string, CompiledApi>,
+  globalPolicies: readonly CompiledRule[],
+  policy: PolicyCompiler,
+): CompiledRoute {
+  const api = route.api !== undefined ? apis.get(route.api)! : null;
+  // An anonymous route checks no credential, so nothing can be required of one (validation
+  // refuses route-level settings there): it accepts no credential type and runs no rule.
+  const authenticated = route.auth === 'required';
   return {
     id: route.id,
     zone: route.zone,
@@ -139,6 +180,16 @@ function compileRoute(route: RouteConfig, upstreams: ReadonlyMap<string, Compile
     apiId: route.api ?? null,
     auth: route.auth,
     maxBodyBytes: route.max_body_bytes ?? null,
+    api,
+    credentials: authenticated ? route.credentials : [],
+    scopes: route.scopes,
+    transactionType: route.transaction_type ?? null,
+    sensitivity: route.sensitivity ?? api?.sensitivity ?? 'internal',
+    purpose: route.purpose
+      ? { header: route.purpose.header ?? null, claim: route.purpose.claim ?? null, allowed: new Set(route.purpose.allowed) }
+      : null,
+    // Evaluation order: global rules, then the API's, then the route's (the partner's per request).
+    policies: authenticated ? [...globalPolicies, ...(api?.policies ?? []), ...policy.rules(route.policies, `routes[${route.id}]`)] : [],
   };
 }
 
@@ -148,6 +199,15 @@ function fileDigests(config: Config, files: ReferencedFiles): Map<string, string
   for (const listener of config.listeners) if (listener.tls) written.push(listener.tls.cert, listener.tls.key);
   for (const upstream of config.upstreams) {
     for (const path of [upstream.tls?.ca, upstream.tls?.cert, upstream.tls?.key]) if (path !== undefined) written.push(path);
+  }
+  // A rotated JWKS, CA or client key changes what is enforced: a new configuration version.
+  for (const issuer of config.issuers) {
+    for (const path of [issuer.jwks_file, issuer.ca]) if (path !== undefined) written.push(path);
+  }
+  for (const endpoint of config.introspection) {
+    if (endpoint.ca !== undefined) written.push(endpoint.ca);
+    if (endpoint.auth.method === 'private_key_jwt') written.push(endpoint.auth.key);
+    if (endpoint.auth.method === 'tls_client_auth') written.push(endpoint.auth.cert, endpoint.auth.key);
   }
   return new Map(written.map((path) => [path, files.digest(path)]));
 }
@@ -159,6 +219,14 @@ function insecureOptionWarnings(config: Config, context: CompileContext): string
       const path = ['upstreams', index, 'tls', 'insecure_skip_verify'];
       warnings.push(
         `${context.where(path)} upstreams[${index}].tls.insecure_skip_verify: the certificate of upstream "${upstream.id}" is not verified; anyone on the network path to it can impersonate it`,
+      );
+    }
+  });
+  config.introspection.forEach((endpoint, index) => {
+    if (endpoint.auth.method === 'client_secret_basic') {
+      const path = ['introspection', index, 'auth', 'insecure_shared_secret'];
+      warnings.push(
+        `${context.where(path)} introspection[${index}].auth: the gateway authenticates to introspection endpoint "${endpoint.id}" with a shared client secret, a long-lived credential; prefer private_key_jwt or tls_client_auth`,
       );
     }
   });

@@ -4,8 +4,8 @@
  */
 
 /**
- * Freezes `value` and everything reachable from it. Maps are frozen and their mutators disabled
- * (Object.freeze alone leaves `set` working). Buffers cannot be frozen by the language and are
+ * Freezes `value` and everything reachable from it. Maps and Sets are frozen and their mutators
+ * disabled (Object.freeze alone leaves `set` and `add` working). Buffers cannot be frozen by the language and are
  * left as they are; objects listed in `opaque` (e.g. a Router that owns its internals) are
  * frozen at the top level only.
  */
@@ -24,6 +24,12 @@ export function deepFreeze<T>(value: T, opaque: (value: object) => boolean = () 
       Object.defineProperty(object, method, { value: frozenMapMutation });
     }
   }
+  if (object instanceof Set) {
+    for (const entry of object) deepFreeze(entry, opaque, seen);
+    for (const method of ['add', 'delete', 'clear'] as const) {
+      Object.defineProperty(object, method, { value: frozenSetMutation });
+    }
+  }
   for (const key of Reflect.ownKeys(object)) {
     const descriptor = Reflect.getOwnPropertyDescriptor(object, key);
     if (descriptor && 'value' in descriptor) deepFreeze(descriptor.value, opaque, seen);
@@ -33,4 +39,8 @@ export function deepFreeze<T>(value: T, opaque: (value: object) => boolean = () 
 
 function frozenMapMutation(): never {
   throw new TypeError('Cannot modify a frozen map');
+}
+
+function frozenSetMutation(): never {
+  throw new TypeError('Cannot modify a frozen set');
 }

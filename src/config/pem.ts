@@ -4,6 +4,7 @@
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
+import type { SigningAlgorithm } from './schema.ts';
 
 const CERTIFICATE_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
 const PRIVATE_KEY_BLOCK = /-----BEGIN (?:RSA |EC |ENCRYPTED )?PRIVATE KEY-----/;
@@ -46,4 +47,37 @@ export function keyMatchesCertificate(certificate: X509Certificate, key: KeyObje
     // Mismatched key types (an EC key for an RSA certificate) throw instead of returning false.
     return false;
   }
+}
+
+/** The key type (and curve) each JWS algorithm signs with: RFC 7518 §3.3–3.5, RFC 8037 §3.1. */
+const KEY_FOR_ALGORITHM: Record<SigningAlgorithm, { readonly types: readonly string[]; readonly curve?: string; readonly label: string }> = {
+  RS256: { types: ['rsa'], label: 'an RSA key' },
+  RS384: { types: ['rsa'], label: 'an RSA key' },
+  RS512: { types: ['rsa'], label: 'an RSA key' },
+  PS256: { types: ['rsa', 'rsa-pss'], label: 'an RSA key' },
+  PS384: { types: ['rsa', 'rsa-pss'], label: 'an RSA key' },
+  PS512: { types: ['rsa', 'rsa-pss'], label: 'an RSA key' },
+  ES256: { types: ['ec'], curve: 'prime256v1', label: 'an EC P-256 key' },
+  ES384: { types: ['ec'], curve: 'secp384r1', label: 'an EC P-384 key' },
+  ES512: { types: ['ec'], curve: 'secp521r1', label: 'an EC P-521 key' },
+  // jose (which signs our assertions) implements EdDSA with Ed25519 only.
+  EdDSA: { types: ['ed25519'], label: 'an Ed25519 key' },
+};
+
+/** RFC 7518 §3.3 and §3.5: RSA keys of 2048 bits or more. */
+const MIN_RSA_BITS = 2048;
+
+/** Null when `key` can sign with `alg`; otherwise why not. */
+export function keyUsableWith(key: KeyObject, alg: SigningAlgorithm): string | null {
+  const expected = KEY_FOR_ALGORITHM[alg];
+  const type = key.asymmetricKeyType ?? 'unknown';
+  const details = key.asymmetricKeyDetails ?? {};
+  const actual = type === 'ec' ? `an EC key on curve ${details.namedCurve ?? 'unknown'}` : `a key of type ${type}`;
+  if (!expected.types.includes(type) || (expected.curve !== undefined && details.namedCurve !== expected.curve)) {
+    return `${alg} needs ${expected.label}, but the file holds ${actual}`;
+  }
+  if ((type === 'rsa' || type === 'rsa-pss') && (details.modulusLength ?? 0) < MIN_RSA_BITS) {
+    return `the RSA key has ${details.modulusLength ?? 0} bits; ${alg} needs at least ${MIN_RSA_BITS}`;
+  }
+  return null;
 }

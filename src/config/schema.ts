@@ -69,7 +69,15 @@ const claimName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'expected a 
 const isoDate = z
   .string()
   .regex(/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/, 'expected a date (2027-01-31) or an RFC 3339 timestamp')
-  .refine((text) => !Number.isNaN(Date.parse(text)), 'not a valid date');
+  .refine(isRealDate, 'not a valid calendar date');
+
+/** `Date.parse` rolls `2027-02-30` over to March 2; a date must name a day that exists. */
+function isRealDate(text: string): boolean {
+  if (Number.isNaN(Date.parse(text))) return false;
+  const [year, month, day] = text.slice(0, 10).split('-').map(Number) as [number, number, number];
+  const probe = new Date(Date.UTC(year, month - 1, day));
+  return probe.getUTCFullYear() === year && probe.getUTCMonth() === month - 1 && probe.getUTCDate() === day;
+}
 
 const cidr = z
   .string()

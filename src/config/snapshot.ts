@@ -3,8 +3,9 @@
  * path only reads it. A request keeps the snapshot it started with, so a reload never changes
  * the rules under a request in flight.
  */
-import type { Config, HttpMethod, Zone } from './schema.ts';
+import type { Config, CredentialType, HttpMethod, Sensitivity, SigningAlgorithm, Zone } from './schema.ts';
 import type { Router } from '../router/router.ts';
+import type { CompiledGrant, CompiledRule } from '../policy/types.ts';
 
 export interface ListenerLimits {
   readonly maxHeaderBytes: number;
@@ -36,6 +37,7 @@ export interface CompiledListener {
   readonly servesHost: (host: string) => boolean;
   readonly tls: ListenerTls | null;
   readonly limits: ListenerLimits;
+  readonly environment: string;
 }
 
 export interface UpstreamTls {
@@ -77,6 +79,96 @@ export interface CompiledRoute {
   readonly auth: 'required' | 'none';
   /** Body limit for this route, or null to use the listener's. */
   readonly maxBodyBytes: number | null;
+  readonly api: CompiledApi | null;
+  /** Accepted credential types, in order (with `auth: required`). */
+  readonly credentials: readonly CredentialType[];
+  /** Scopes the token must carry, all of them. */
+  readonly scopes: readonly string[];
+  readonly transactionType: string | null;
+  /** The route's sensitivity, else its API's, else `internal`. */
+  readonly sensitivity: Sensitivity;
+  readonly purpose: { readonly header: string | null; readonly claim: string | null; readonly allowed: ReadonlySet<string> } | null;
+  /** Rules in evaluation order: global, the API's, the route's (the partner's are added per request). */
+  readonly policies: readonly CompiledRule[];
+}
+
+export interface CompiledApi {
+  readonly id: string;
+  readonly name: string | null;
+  /** The `aud` value tokens must carry for this API; null when no route of it accepts tokens. */
+  readonly audience: string | null;
+  readonly sensitivity: Sensitivity;
+  readonly policies: readonly CompiledRule[];
+}
+
+export type KeySource =
+  | { readonly kind: 'jwks_uri'; readonly url: string }
+  | { readonly kind: 'discovery'; readonly url: string }
+  | { readonly kind: 'file'; readonly path: string; readonly jwks: unknown };
+
+export interface CompiledIssuer {
+  readonly id: string;
+  /** Exact `iss`. */
+  readonly issuer: string;
+  readonly source: KeySource;
+  readonly ca: Buffer | null;
+  readonly algorithms: ReadonlySet<SigningAlgorithm>;
+  /** Expected `typ`, lowercase, without an `application/` prefix. */
+  readonly typ: string;
+  readonly leewayMs: number;
+  readonly maxLifetimeMs: number;
+  readonly partnerClaim: 'client_id' | 'sub';
+  readonly refreshIntervalMs: number;
+  readonly unknownKidCooldownMs: number;
+  readonly fetchTimeoutMs: number;
+}
+
+export type IntrospectionAuth =
+  | { readonly method: 'private_key_jwt'; readonly key: Buffer; readonly alg: SigningAlgorithm; readonly kid: string | null }
+  | { readonly method: 'tls_client_auth'; readonly cert: Buffer; readonly key: Buffer }
+  | { readonly method: 'client_secret_basic'; readonly secret: string };
+
+export interface CompiledIntrospection {
+  readonly id: string;
+  readonly url: string;
+  readonly issuer: string | null;
+  readonly ca: Buffer | null;
+  readonly clientId: string;
+  readonly auth: IntrospectionAuth;
+  readonly cacheTtlMs: number;
+  readonly negativeCacheTtlMs: number;
+  readonly timeoutMs: number;
+  readonly maxRequestsPerSecond: number;
+}
+
+export interface CompiledPartner {
+  readonly id: string;
+  readonly name: string | null;
+  readonly owner: string | null;
+  readonly contact: string | null;
+  readonly tier: string;
+  readonly attributes: Readonly<Record<string, string | number | boolean>>;
+  readonly status: 'active' | 'suspended' | 'offboarded';
+  /** `expiresAt` in ms since the epoch (a bare date means the end of that day, UTC). */
+  readonly agreement: { readonly id: string; readonly expiresAt: number } | null;
+  /** Grants by API id, in configuration order. */
+  readonly grants: ReadonlyMap<string, readonly CompiledGrant[]>;
+  readonly policies: readonly CompiledRule[];
+}
+
+export type CompiledCredential =
+  | { readonly id: string; readonly type: 'jwt'; readonly partnerId: string; readonly issuerId: string; readonly clientId: string }
+  | { readonly id: string; readonly type: 'introspection'; readonly partnerId: string; readonly endpointId: string; readonly clientId: string }
+  | { readonly id: string; readonly type: 'api_key'; readonly partnerId: string; readonly keyId: string; readonly sha256: Buffer; readonly expiresAt: number };
+
+/** How a presented credential finds its partner: every lookup is one map access. */
+export interface CredentialIndex {
+  /** issuer id → client id (the issuer's partner claim value) → credential. */
+  readonly jwt: ReadonlyMap<string, ReadonlyMap<string, CompiledCredential>>;
+  /** endpoint id → client id → credential. */
+  readonly introspection: ReadonlyMap<string, ReadonlyMap<string, CompiledCredential>>;
+  /** API key id → credential. */
+  readonly apiKeys: ReadonlyMap<string, CompiledCredential & { readonly type: 'api_key' }>;
 }
 
 export interface Snapshot {
@@ -100,6 +192,13 @@ export interface Snapshot {
   readonly routes: readonly CompiledRoute[];
   /** One router per zone: a route can never be matched from a listener of another zone. */
   readonly routers: ReadonlyMap<Zone, Router<CompiledRoute>>;
+  readonly issuers: ReadonlyMap<string, CompiledIssuer>;
+  /** Issuers by exact `iss`, to pick the key set of a token. */
+  readonly issuersByIss: ReadonlyMap<string, CompiledIssuer>;
+  readonly introspection: ReadonlyMap<string, CompiledIntrospection>;
+  readonly apis: ReadonlyMap<string, CompiledApi>;
+  readonly partners: ReadonlyMap<string, CompiledPartner>;
+  readonly credentials: CredentialIndex;
   /** Warnings to log at every load (insecure options that were acknowledged, …). */
   readonly warnings: readonly string[];
 }

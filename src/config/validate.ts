@@ -1,6 +1,7 @@
 /**
  * Semantic validation: the second pass, over what the schema cannot see on one field at a time —
- * references between sections, duplicates, zones and hosts, referenced files, route conflicts.
+ * references between sections, duplicates, zones and hosts, referenced files, route conflicts,
+ * and (in `validate-identity.ts`, `validate-access.ts`) issuers, credentials, grants and rules.
  *
  * It runs on the field-by-field view (`config-view.ts`), so it reports alongside schema issues
  * rather than after they are fixed. A check only judges what it can see whole: "unknown
@@ -9,20 +10,18 @@
 import { isIP } from 'node:net';
 import { Router, RouteConflictError } from '../router/router.ts';
 import type { RoutableRoute } from '../router/router.ts';
+import { duplicatesIn, knownIds, unknownRef } from './checks.ts';
+import type { ValidationContext } from './checks.ts';
 import { allHave, configView } from './config-view.ts';
-import type { ConfigView, SectionView } from './config-view.ts';
-import type { ReferencedFiles } from './files.ts';
+import type { ConfigView } from './config-view.ts';
+import { caBundle, certificateAndKey } from './file-checks.ts';
 import { routeHostIsServed } from './hosts.ts';
 import type { ConfigPath, PendingIssue } from './issues.ts';
-import { keyMatchesCertificate, parseCertificates, parsePrivateKey } from './pem.ts';
 import type { Zone } from './schema.ts';
+import { grantChecks, policyChecks, routeAccessChecks } from './validate-access.ts';
+import { credentialChecks, identityFileChecks, introspectionChecks, issuerChecks } from './validate-identity.ts';
 
-export interface ValidationContext {
-  /** Reads files named in the configuration (relative to the config file's folder). */
-  readonly files: ReferencedFiles;
-  /** Source line of a path: duplicates point back to the first occurrence. */
-  readonly lineOf: (path: ConfigPath) => number;
-}
+export type { ValidationContext } from './checks.ts';
 
 export async function validateConfig(data: unknown, context: ValidationContext): Promise<PendingIssue[]> {
   const view = configView(data);
@@ -33,47 +32,30 @@ export async function validateConfig(data: unknown, context: ValidationContext):
     ...zonesAndHosts(view),
     ...upstreamSettings(view),
     ...routeConflicts(view, context),
+    ...issuerChecks(view, context),
+    ...introspectionChecks(view, context),
+    ...credentialChecks(view, context),
+    ...routeAccessChecks(view),
+    ...grantChecks(view),
+    ...policyChecks(view, context),
   ];
-  issues.push(...(await fileChecks(view, context.files)));
+  const fileIssues = await Promise.all([...fileChecks(view, context), ...identityFileChecks(view, context)]);
+  issues.push(...fileIssues.flat());
   return issues;
 }
 
+/**
+ * Ids that name one thing each. Grants are not among them: a partner may hold several grants
+ * for one API (sandbox at any time, production in office hours), and one that passes is enough.
+ */
 function duplicateIds(view: ConfigView, context: ValidationContext): PendingIssue[] {
-  const issues = [
+  return [
     ...duplicatesIn(view.listeners, 'listeners', 'name', 'listener name', context),
     ...duplicatesIn(view.upstreams, 'upstreams', 'id', 'upstream id', context),
     ...duplicatesIn(view.apis, 'apis', 'id', 'api id', context),
     ...duplicatesIn(view.partners, 'partners', 'id', 'partner id', context),
     ...duplicatesIn(view.routes, 'routes', 'id', 'route id', context),
   ];
-  view.partners.entries.forEach((partner, index) => {
-    const grants = { entries: partner.grants ?? [], isList: true };
-    issues.push(...duplicatesIn(grants, ['partners', index, 'grants'], 'api', `grant of api`, context));
-  });
-  return issues;
-}
-
-function duplicatesIn<T>(
-  view: SectionView<T>,
-  section: string | ConfigPath,
-  key: keyof T & string,
-  label: string,
-  context: ValidationContext,
-): PendingIssue[] {
-  const base = typeof section === 'string' ? [section] : section;
-  const first = new Map<unknown, number>();
-  const issues: PendingIssue[] = [];
-  view.entries.forEach((entry, index) => {
-    const value = entry[key];
-    if (value === undefined) return;
-    const earlier = first.get(value);
-    if (earlier === undefined) first.set(value, index);
-    else {
-      const line = context.lineOf([...base, earlier, key]);
-      issues.push({ code: 'CONFIG_DUPLICATE_ID', path: [...base, index, key], message: `duplicate ${label} "${String(value)}": first defined at line ${line}` });
-    }
-  });
-  return issues;
 }
 
 /** Two sockets on one port collide when the addresses are equal or one is a wildcard covering the other. */
@@ -117,15 +99,6 @@ function listenerAddresses(view: ConfigView, context: ValidationContext): Pendin
   return issues;
 }
 
-function knownIds(section: SectionView<{ id: string }>): Set<string> | null {
-  return allHave(section, 'id') ? new Set(section.entries.map((entry) => entry.id!)) : null;
-}
-
-function unknownRef(kind: string, id: string, known: ReadonlySet<string>, path: ConfigPath): PendingIssue {
-  const defined = known.size === 0 ? `no ${kind}s are defined` : `defined ${kind}s: ${[...known].join(', ')}`;
-  return { code: 'CONFIG_DANGLING_REF', path, message: `unknown ${kind} "${id}" (${defined})` };
-}
-
 function references(view: ConfigView): PendingIssue[] {
   const issues: PendingIssue[] = [];
   const upstreams = knownIds(view.upstreams);
@@ -140,8 +113,8 @@ function references(view: ConfigView): PendingIssue[] {
   });
   if (apis) {
     view.partners.entries.forEach((partner, index) => {
-      partner.grants?.forEach((grant, grantIndex) => {
-        if (!apis.has(grant.api)) issues.push(unknownRef('api', grant.api, apis, ['partners', index, 'grants', grantIndex, 'api']));
+      partner.grants.entries.forEach((grant, grantIndex) => {
+        if (grant.api !== undefined && !apis.has(grant.api)) issues.push(unknownRef('api', grant.api, apis, ['partners', index, 'grants', grantIndex, 'api']));
       });
     });
   }
@@ -255,7 +228,8 @@ function routeConflicts(view: ConfigView, context: ValidationContext): PendingIs
   return issues;
 }
 
-async function fileChecks(view: ConfigView, files: ReferencedFiles): Promise<PendingIssue[]> {
+function fileChecks(view: ConfigView, context: ValidationContext): Promise<PendingIssue[]>[] {
+  const { files } = context;
   const checks: Promise<PendingIssue[]>[] = [];
   view.listeners.entries.forEach((listener, index) => {
     if (listener.tls) checks.push(certificateAndKey(files, ['listeners', index, 'tls'], listener.tls.cert, listener.tls.key));
@@ -266,57 +240,5 @@ async function fileChecks(view: ConfigView, files: ReferencedFiles): Promise<Pen
     if (tls.ca !== undefined) checks.push(caBundle(files, ['upstreams', index, 'tls', 'ca'], tls.ca));
     if (tls.cert !== undefined && tls.key !== undefined) checks.push(certificateAndKey(files, ['upstreams', index, 'tls'], tls.cert, tls.key));
   });
-  return (await Promise.all(checks)).flat();
-}
-
-async function readable(files: ReferencedFiles, path: ConfigPath, written: string): Promise<Buffer | PendingIssue> {
-  const result = await files.read(written);
-  if (result.ok) return result.data;
-  return { code: 'CONFIG_FILE_UNREADABLE', path, message: `cannot read ${result.path}: ${result.reason}` };
-}
-
-async function caBundle(files: ReferencedFiles, path: ConfigPath, written: string): Promise<PendingIssue[]> {
-  const data = await readable(files, path, written);
-  if (!Buffer.isBuffer(data)) return [data];
-  const certificates = parseCertificates(data);
-  return certificates.ok ? [] : [{ code: 'CONFIG_INVALID_VALUE', path, message: `${files.resolve(written)}: ${certificates.reason}` }];
-}
-
-async function certificateAndKey(
-  files: ReferencedFiles,
-  tlsPath: ConfigPath,
-  certFile: string | undefined,
-  keyFile: string | undefined,
-): Promise<PendingIssue[]> {
-  if (certFile === undefined || keyFile === undefined) return [];
-  const certPath = [...tlsPath, 'cert'];
-  const keyPath = [...tlsPath, 'key'];
-  const [certData, keyData] = await Promise.all([readable(files, certPath, certFile), readable(files, keyPath, keyFile)]);
-  const issues: PendingIssue[] = [];
-  const invalid = (path: ConfigPath, written: string, reason: string): void => {
-    issues.push({ code: 'CONFIG_INVALID_VALUE', path, message: `${files.resolve(written)}: ${reason}` });
-  };
-
-  let certificate;
-  if (!Buffer.isBuffer(certData)) issues.push(certData);
-  else {
-    const parsed = parseCertificates(certData);
-    if (parsed.ok) certificate = parsed.value[0];
-    else invalid(certPath, certFile, parsed.reason);
-  }
-  let key;
-  if (!Buffer.isBuffer(keyData)) issues.push(keyData);
-  else {
-    const parsed = parsePrivateKey(keyData);
-    if (parsed.ok) key = parsed.value;
-    else invalid(keyPath, keyFile, parsed.reason);
-  }
-  if (certificate && key && !keyMatchesCertificate(certificate, key)) {
-    issues.push({
-      code: 'CONFIG_INVALID_VALUE',
-      path: keyPath,
-      message: `the private key in ${files.resolve(keyFile)} does not match the certificate in ${files.resolve(certFile)}`,
-    });
-  }
-  return issues;
+  return checks;
 }

@@ -111,6 +111,13 @@ export interface ForwardInfo {
   readonly traceparent: string;
   /** Received protocol for Via (RFC 9110 §7.6.3), e.g. `1.1` or `2`. */
   readonly viaProtocol: string;
+  /**
+   * The gateway checked the request's credential (Authorization, X-API-Key): it is removed, so a
+   * partner's bearer token is never handed to the upstream, which could replay it.
+   */
+  readonly consumedCredentials?: boolean;
+  /** Verified identity fields the gateway adds last (`x-portcullis-*`), as [name, value, …]. */
+  readonly identity?: readonly string[];
 }
 
 /** Scratch list of `Connection` option names; reset on every call (the hot path is synchronous). */
@@ -135,6 +142,7 @@ export function buildUpstreamHeaders(rawHeaders: readonly string[], info: Forwar
     const name = rawHeaders[i]!.toLowerCase();
     if (isDropped(name)) continue;
     if (chunked && name === 'content-length') continue;
+    if (info.consumedCredentials === true && (name === 'authorization' || name === 'x-api-key')) continue;
     out.push(name, rawHeaders[i + 1]!);
   }
 
@@ -152,6 +160,7 @@ export function buildUpstreamHeaders(rawHeaders: readonly string[], info: Forwar
     // RFC 9110 §7.6.3: each intermediary appends its own Via entry (any client entry stays before it).
     'via', `${info.viaProtocol} portcullis`,
   );
+  if (info.identity !== undefined) for (const part of info.identity) out.push(part);
   return out;
 }
 

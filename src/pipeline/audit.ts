@@ -54,6 +54,8 @@ export function decisionRecord(ctx: DecisionInput, outcome: Outcome, endedAt: bi
       host: bounded(ctx.host),
       route: route?.id ?? null,
       api: route?.apiId ?? null,
+      ...principalFields(ctx),
+      decided_by: ctx.decidedBy,
       config_hash: ctx.snapshot.hash,
       upstream: {
         id: route && ctx.upstreamCalled ? route.upstream.id : null,
@@ -65,6 +67,23 @@ export function decisionRecord(ctx: DecisionInput, outcome: Outcome, endedAt: bi
         upstream_ms: Number(upstreamNs / 1000n) / 1000,
       },
     },
+  };
+}
+
+/**
+ * Who called, under which agreement, with which credential — never the credential itself:
+ * ids, the token's `jti` and issuer, the scopes it carried, the declared purpose.
+ */
+function principalFields(ctx: DecisionInput): object {
+  const principal = ctx.principal;
+  if (principal === null) return { partner: null };
+  return {
+    partner: { id: principal.partner.id, tier: principal.partner.tier },
+    agreement: { id: principal.partner.agreement?.id ?? null },
+    credential: { id: principal.credential.id, type: principal.credentialType, long_lived: principal.longLived },
+    token: principal.tokenId !== null || principal.issuer !== null ? { jti: principal.tokenId, iss: principal.issuer } : null,
+    scopes: [...principal.scopes],
+    purpose: ctx.purpose,
   };
 }
 

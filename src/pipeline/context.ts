@@ -8,6 +8,8 @@ import type { TLSSocket } from 'node:tls';
 import type { CompiledListener, CompiledRoute, Snapshot } from '../config/snapshot.ts';
 import type { RefusalReason } from '../errors.ts';
 import type { UpstreamPool } from '../upstream/pools.ts';
+import type { CredentialCheckers } from '../authn/runtime.ts';
+import type { Principal } from '../authn/principal.ts';
 
 export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
 export type DownstreamResponse = ServerResponse | Http2ServerResponse;
@@ -39,6 +41,8 @@ export interface RequestContext {
   readonly snapshot: Snapshot;
   /** Upstream pools of the snapshot this request started on. */
   readonly pools: ReadonlyMap<string, UpstreamPool>;
+  /** Credential checkers of that snapshot. */
+  readonly checkers: CredentialCheckers;
   readonly listener: CompiledListener;
   readonly req: DownstreamRequest;
   readonly res: DownstreamResponse;
@@ -64,6 +68,18 @@ export interface RequestContext {
 
   // transport identity
   tls: TlsFacts | null;
+
+  // credential
+  principal: Principal | null;
+
+  // authorization
+  /** The grant or rule that decided (allowed: the grant; denied: the grant or rule that refused). */
+  decidedBy: string | null;
+  /** Ids of the policy rules evaluated. */
+  rules: readonly string[];
+  purpose: string | null;
+  /** The gateway answered the request itself (protected-resource metadata). */
+  servedByGateway: boolean;
 
   // proxy
   upstreamCalled: boolean;
@@ -95,6 +111,9 @@ export type DecisionInput = Pick<
   | 'spanId'
   | 'route'
   | 'tls'
+  | 'principal'
+  | 'decidedBy'
+  | 'purpose'
   | 'upstreamCalled'
   | 'upstreamStatus'
   | 'upstreamStartedAt'

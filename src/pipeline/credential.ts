@@ -1,24 +1,205 @@
 /**
- * Stage 3 — credential. A route with `auth: required` needs a verified credential. Until
- * credential types (JWT issuers, introspection, API keys) are configured there is nothing that
- * can verify one, so every such request is refused: fail closed.
+ * Stage 3 — credential: find the one credential the request carries, check it with the checker
+ * of its type, and bind it to exactly one partner credential of the configuration.
  *
- * RFC 6750 §3: with no credential the challenge carries no error code; a token that cannot be
- * accepted gets `error="invalid_token"`.
+ * RFC 6750: no credential → 401 with a `Bearer` challenge and no error code (§3); a token that
+ * cannot be accepted → 401 `invalid_token` (§3.1); more than one credential, or a token in the
+ * query string, → 400 `invalid_request` (§2, §3.1; RFC 9700 §4.3.2). A route lists the credential
+ * types it accepts; a token is classified by its shape, once (a JWT-shaped token is never sent to
+ * introspection, SECURITY.md IN-06).
  */
-import type { RequestContext, StageOutcome } from './context.ts';
+import type { Principal } from '../authn/principal.ts';
+import { verifyApiKey } from '../authn/api-key.ts';
+import { isJoseCompactShaped } from '../authn/introspection.ts';
+import type { CompiledCredential, CompiledRoute } from '../config/snapshot.ts';
+import type { RefusalReason } from '../errors.ts';
+import { bearerChallenge } from './challenge.ts';
+import type { Refusal, RequestContext, StageOutcome } from './context.ts';
 
-const REALM = 'portcullis';
+/** RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`. */
+const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
+const API_KEY_HEADER = 'x-api-key';
 
-export function credential(ctx: RequestContext): StageOutcome {
-  if (ctx.route?.auth !== 'required') return undefined;
-  const authorization = ctx.req.headers['authorization'];
-  if (authorization === undefined) {
-    return { reason: 'token.missing', headers: { 'www-authenticate': `Bearer realm="${REALM}"` } };
+type Presented =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'bearer'; readonly token: string }
+  | { readonly kind: 'api_key'; readonly key: string }
+  | { readonly kind: 'refused'; readonly refusal: Refusal };
+
+export function credential(ctx: RequestContext): StageOutcome | Promise<StageOutcome> {
+  const route = ctx.route;
+  if (route === null || route.auth !== 'required') return undefined;
+  const presented = presentedCredential(ctx, route);
+  switch (presented.kind) {
+    case 'refused':
+      return presented.refusal;
+    case 'none':
+      return { reason: 'token.missing', headers: { 'www-authenticate': bearerChallenge(ctx, null) } };
+    case 'api_key':
+      return checkApiKey(ctx, route, presented.key);
+    case 'bearer':
+      return checkToken(ctx, route, presented.token);
   }
-  return {
-    reason: 'token.issuer_unknown',
-    detail: 'no credential verifier is configured for this route',
-    headers: { 'www-authenticate': `Bearer realm="${REALM}", error="invalid_token", error_description="The access token is not valid"` },
-  };
 }
+
+/** Exactly one credential, in a place it may travel, or a precise refusal. */
+function presentedCredential(ctx: RequestContext, route: CompiledRoute): Presented {
+  const raw = ctx.req.rawHeaders;
+  let authorization: string | null = null;
+  let apiKey: string | null = null;
+  let count = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 13 && name.toLowerCase() === 'authorization') {
+      authorization = raw[i + 1]!;
+      count++;
+    } else if (name.length === API_KEY_HEADER.length && name.toLowerCase() === API_KEY_HEADER) {
+      apiKey = raw[i + 1]!;
+      count++;
+    }
+  }
+  if (hasQueryToken(ctx.query)) {
+    return refused(ctx, 'request.token_in_query', 'access_token in the query string is never accepted', 'invalid_request');
+  }
+  if (count > 1) return refused(ctx, 'request.multiple_credentials', `${count} credentials presented`, 'invalid_request');
+  if (apiKey !== null) {
+    if (!route.credentials.includes('api_key')) return refused(ctx, 'api_key.invalid', 'this route does not accept API keys', null, true);
+    return { kind: 'api_key', key: apiKey };
+  }
+  if (authorization === null) return { kind: 'none' };
+  // RFC 9110 §11.1: the scheme is case-insensitive; RFC 6750 §2.1: exactly one space, then b64token.
+  const space = authorization.indexOf(' ');
+  if (space !== 6 || authorization.slice(0, 6).toLowerCase() !== 'bearer') {
+    return refused(ctx, 'request.authorization_malformed', 'Authorization scheme is not Bearer', 'invalid_token');
+  }
+  const token = authorization.slice(7);
+  if (!B64TOKEN.test(token)) return refused(ctx, 'request.authorization_malformed', 'Bearer credentials are not a b64token', 'invalid_token');
+  return { kind: 'bearer', token };
+}
+
+function hasQueryToken(query: string): boolean {
+  if (query === '') return false;
+  for (const pair of query.split('&')) {
+    const name = pair.split('=', 1)[0]!;
+    if (name === 'access_token' || decodeQueryName(name) === 'access_token') return true;
+  }
+  return false;
+}
+
+function decodeQueryName(name: string): string {
+  try {
+    return decodeURIComponent(name.replaceAll('+', ' '));
+  } catch {
+    return name;
+  }
+}
+
+function refused(ctx: RequestContext, reason: RefusalReason, detail: string, error: 'invalid_request' | 'invalid_token' | null, challenge = true): Presented {
+  const headers = challenge ? { 'www-authenticate': bearerChallenge(ctx, error) } : undefined;
+  return { kind: 'refused', refusal: { reason, detail, ...(headers ? { headers } : {}) } };
+}
+
+function invalidToken(ctx: RequestContext, reason: RefusalReason, detail: string): Refusal {
+  if (reason.startsWith('dependency.')) return { reason, detail, headers: { 'retry-after': '5' } };
+  return { reason, detail, headers: { 'www-authenticate': bearerChallenge(ctx, 'invalid_token') } };
+}
+
+function checkToken(ctx: RequestContext, route: CompiledRoute, token: string): StageOutcome | Promise<StageOutcome> {
+  const audience = route.api?.audience;
+  if (!audience) return invalidToken(ctx, 'token.aud_mismatch', 'the route\'s API has no audience');
+  // A JWS (3 segments) or JWE (5) shape goes to JWT validation, which names precisely what is
+  // wrong with it; anything else is opaque. One classification, never a retry through the other
+  // checker (SECURITY.md IN-06).
+  const jwtShaped = isJoseCompactShaped(token);
+  if (jwtShaped && route.credentials.includes('jwt')) {
+    const outcome = ctx.checkers.jwt.verify(token, audience);
+    return outcome instanceof Promise ? outcome.then((result) => afterJwt(ctx, result)) : afterJwt(ctx, outcome);
+  }
+  if (!jwtShaped && route.credentials.includes('introspection')) {
+    const [endpoint] = ctx.checkers.introspection.values();
+    const endpointId = [...ctx.checkers.introspection.keys()][0];
+    if (!endpoint || endpointId === undefined) return invalidToken(ctx, 'token.issuer_unknown', 'no introspection endpoint configured');
+    const outcome = endpoint.introspect(token, audience);
+    const bind = (result: Awaited<typeof outcome>): StageOutcome => {
+      if (!result.ok) return invalidToken(ctx, result.reason, result.detail);
+      const bound = ctx.snapshot.credentials.introspection.get(endpointId)?.get(result.clientId);
+      return bindPrincipal(ctx, bound, {
+        credentialType: 'introspection',
+        claims: result.claims,
+        scopes: result.scopes,
+        tokenId: result.jti,
+        issuer: typeof result.claims['iss'] === 'string' ? result.claims['iss'] : null,
+        expiresAt: result.exp,
+        longLived: false,
+        detail: `introspection ${endpointId} client_id "${result.clientId}"`,
+      });
+    };
+    return outcome instanceof Promise ? outcome.then(bind) : bind(outcome);
+  }
+  return invalidToken(ctx, jwtShaped ? 'token.issuer_unknown' : 'token.malformed', jwtShaped ? 'this route does not accept JWTs' : 'not a JWT, and this route does not accept opaque tokens');
+}
+
+type JwtResult = ReturnType<RequestContext['checkers']['jwt']['verify']> extends infer R ? Awaited<R> : never;
+
+function afterJwt(ctx: RequestContext, result: JwtResult): StageOutcome {
+  if (!result.ok) return invalidToken(ctx, result.reason, result.detail);
+  const bound = ctx.snapshot.credentials.jwt.get(result.issuer.id)?.get(result.clientId);
+  return bindPrincipal(ctx, bound, {
+    credentialType: 'jwt',
+    claims: result.claims,
+    scopes: result.scopes,
+    tokenId: result.jti,
+    issuer: result.issuer.issuer,
+    expiresAt: result.exp,
+    longLived: false,
+    detail: `issuer ${result.issuer.id} ${result.issuer.partnerClaim} "${result.clientId}"`,
+  });
+}
+
+function checkApiKey(ctx: RequestContext, route: CompiledRoute, key: string): StageOutcome {
+  const result = verifyApiKey(key, ctx.snapshot.credentials.apiKeys, Date.now());
+  if (!result.ok) return { reason: result.reason, detail: result.detail };
+  void route;
+  return bindPrincipal(ctx, result.credential, {
+    credentialType: 'api_key',
+    claims: Object.freeze(Object.create(null)),
+    scopes: new Set(),
+    tokenId: null,
+    issuer: null,
+    expiresAt: Math.floor(result.credential.expiresAt / 1000),
+    longLived: true,
+    detail: `api key ${result.credential.keyId}`,
+  });
+}
+
+interface Verified {
+  readonly credentialType: Principal['credentialType'];
+  readonly claims: Principal['claims'];
+  readonly scopes: Principal['scopes'];
+  readonly tokenId: string | null;
+  readonly issuer: string | null;
+  readonly expiresAt: number | null;
+  readonly longLived: boolean;
+  readonly detail: string;
+}
+
+/** Each credential resolves to exactly one partner credential, or the request ends. */
+function bindPrincipal(ctx: RequestContext, bound: CompiledCredential | undefined, verified: Verified): StageOutcome {
+  const partner = bound ? ctx.snapshot.partners.get(bound.partnerId) : undefined;
+  if (!bound || !partner) {
+    return invalidToken(ctx, 'credential.unknown', `${verified.detail} belongs to no configured partner credential`);
+  }
+  ctx.principal = {
+    partner,
+    credential: bound,
+    credentialType: verified.credentialType,
+    longLived: verified.longLived,
+    claims: verified.claims,
+    scopes: verified.scopes,
+    tokenId: verified.tokenId,
+    issuer: verified.issuer,
+    expiresAt: verified.expiresAt,
+  };
+  return undefined;
+}
+

@@ -12,6 +12,8 @@ import type { Http2ServerRequest } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { CompiledListener, Snapshot } from '../config/snapshot.ts';
 import type { UpstreamPool } from '../upstream/pools.ts';
+import type { CredentialCheckers } from '../authn/runtime.ts';
+import { serveResourceMetadata } from './resource-metadata.ts';
 import type { Reason } from '../errors.ts';
 import type { DecisionLog } from '../audit/decision-log.ts';
 import { log } from '../log.ts';
@@ -26,8 +28,11 @@ import type { Decision, Outcome } from './audit.ts';
 import { isClosingConnection, sendRefusal } from './respond.ts';
 import type { DownstreamRequest, DownstreamResponse, RequestContext, StageOutcome } from './context.ts';
 
-/** The stages that decide, in order; the proxy stage follows them. */
-const DECIDING_STAGES: ReadonlyArray<(ctx: RequestContext) => StageOutcome> = [
+/** The stages that decide, in order; the proxy stage follows them. A stage answers synchronously
+ * whenever it can (a cached token, a refusal), so the common path pays for no promise. */
+const NO_RULES: readonly string[] = Object.freeze([]);
+
+const DECIDING_STAGES: ReadonlyArray<(ctx: RequestContext) => StageOutcome | Promise<StageOutcome>> = [
   ingress,
   routing,
   transportIdentity,
@@ -38,6 +43,7 @@ const DECIDING_STAGES: ReadonlyArray<(ctx: RequestContext) => StageOutcome> = [
 export interface PipelineGeneration {
   readonly snapshot: Snapshot;
   readonly pools: ReadonlyMap<string, UpstreamPool>;
+  readonly checkers: CredentialCheckers;
 }
 
 export interface PipelineHooks {
@@ -65,6 +71,7 @@ export function handleRequest(
     receivedAt: new Date(),
     snapshot: generation.snapshot,
     pools: generation.pools,
+    checkers: generation.checkers,
     listener,
     req,
     res,
@@ -82,6 +89,11 @@ export function handleRequest(
     route: null,
     params: {},
     tls: null,
+    principal: null,
+    decidedBy: null,
+    rules: NO_RULES,
+    purpose: null,
+    servedByGateway: false,
     upstreamCalled: false,
     upstreamStatus: null,
     upstreamStartedAt: null,
@@ -109,8 +121,13 @@ async function run(ctx: RequestContext): Promise<void> {
     return;
   }
   for (const stage of DECIDING_STAGES) {
-    const refusal = stage(ctx);
+    let refusal = stage(ctx);
+    if (refusal instanceof Promise) refusal = await refusal;
     if (refusal) return refuse(ctx, refusal);
+    if (stage === ingress && serveResourceMetadata(ctx)) {
+      ctx.servedByGateway = true;
+      return;
+    }
   }
   const refusal = await proxy(ctx);
   if (refusal) refuse(ctx, refusal);
@@ -134,6 +151,7 @@ export function outcomeOf(ctx: RequestContext): Outcome {
   if (failure) {
     return { reason: failure.reason, decision: decisionFor(failure.reason, ctx.upstreamCalled), status: sent, ...(failure.detail ? { detail: failure.detail } : {}) };
   }
+  if (ctx.servedByGateway) return { reason: 'gateway.resource_metadata', decision: 'allow', status: sent };
   if (!res.writableFinished) {
     return { reason: 'http.client_closed', decision: ctx.upstreamCalled ? 'allow' : 'deny', status: sent };
   }

@@ -35,6 +35,7 @@ export async function proxy(ctx: RequestContext): Promise<StageOutcome> {
     traceparent: ctx.traceparent,
     // RFC 9110 §7.6.3: the received protocol's version, `2` for HTTP/2.
     viaProtocol: ctx.httpVersion === '2.0' ? '2' : ctx.httpVersion,
+    ...(ctx.principal ? { consumedCredentials: true, identity: identityHeaders(ctx) } : {}),
   });
   const path = route.upstream.basePath + ctx.path + (ctx.query === '' ? '' : `?${ctx.query}`);
   const limit = route.maxBodyBytes ?? ctx.listener.limits.maxBodyBytes;
@@ -67,6 +68,24 @@ export async function proxy(ctx: RequestContext): Promise<StageOutcome> {
     }
     return refusal;
   }
+}
+
+/**
+ * What the gateway verified, for the upstream: partner, credential, agreement, scopes, purpose.
+ * Clients can never send `x-portcullis-*` themselves (stripped at ingress); an upstream that
+ * accepts traffic only from the gateway can rely on them.
+ */
+function identityHeaders(ctx: RequestContext): string[] {
+  const principal = ctx.principal!;
+  const headers = [
+    'x-portcullis-partner', principal.partner.id,
+    'x-portcullis-credential', principal.credential.id,
+    'x-portcullis-credential-type', principal.credentialType,
+  ];
+  if (principal.partner.agreement) headers.push('x-portcullis-agreement', principal.partner.agreement.id);
+  if (principal.scopes.size > 0) headers.push('x-portcullis-scopes', [...principal.scopes].join(' '));
+  if (ctx.purpose !== null) headers.push('x-portcullis-purpose', ctx.purpose);
+  return headers;
 }
 
 function requestBody(ctx: RequestContext, method: string, limit: number): Readable | null {

@@ -24,6 +24,7 @@ import type { PipelineGeneration, PipelineHooks } from '../pipeline/pipeline.ts'
 import type { RequestContext } from '../pipeline/context.ts';
 import { sendRefusal } from '../pipeline/respond.ts';
 import { reconcilePools } from '../upstream/pools.ts';
+import { AuthnRuntime } from '../authn/runtime.ts';
 import type { UpstreamPool } from '../upstream/pools.ts';
 import { answerClientError, clientErrorReason } from './client-error.ts';
 import { bindKeyOf, bindListener } from './listeners.ts';
@@ -72,7 +73,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const loaded = await loadConfig(configPath, { env: options.env ?? process.env });
   if (!loaded.ok) throw new ConfigLoadError(loaded.issues);
 
-  let generation: Generation = { snapshot: loaded.snapshot, pools: reconcilePools(loaded.snapshot.upstreams, new Map()).pools };
+  const authn = new AuthnRuntime(loaded.snapshot.dataDir);
+  let generation: Generation = {
+    snapshot: loaded.snapshot,
+    pools: reconcilePools(loaded.snapshot.upstreams, new Map()).pools,
+    checkers: await authn.prepare(loaded.snapshot),
+  };
   let decisionLog: DecisionLog = openDecisionLog(loaded.snapshot.decisionLog);
   const listeners = new Map<string, BoundListener>();
   let ops: OpsServer | null = null;
@@ -139,11 +145,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     ops = await startOpsServer(generation.snapshot.ops.address, generation.snapshot.ops.port, [
       { name: 'config', ok: () => generation.snapshot !== null },
       { name: 'listeners', ok: () => !starting && listeners.size === generation.snapshot.listeners.length },
+      { name: 'issuer-keys', ok: () => authn.keysReady(generation.snapshot) },
       { name: 'not-draining', ok: () => !draining },
     ]);
   } catch (error) {
     for (const bound of listeners.values()) await bound.stopAccepting();
     for (const entry of generation.pools.values()) await entry.pool.destroy();
+    generation.checkers.close();
+    authn.close();
     decisionLog.close();
     throw error;
   }
@@ -186,9 +195,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return { ok: false, issues: [{ file: configPath, line: 1, col: 1, code: 'CONFIG_CONFLICT', path: 'listeners', message: `cannot bind: ${String(error)}` }] };
     }
 
+    let checkers;
+    try {
+      checkers = await authn.prepare(snapshot);
+    } catch (error) {
+      for (const bound of fresh.values()) await bound.stopAccepting();
+      log('error', 'config.reload_refused', { error: String(error) });
+      return { ok: false, issues: [{ file: configPath, line: 1, col: 1, code: 'CONFIG_CONFLICT', path: 'issuers', message: `cannot prepare credential checks: ${String(error)}` }] };
+    }
     const { pools, retired } = reconcilePools(snapshot.upstreams, generation.pools);
     const previous = generation;
-    generation = { snapshot, pools };
+    generation = { snapshot, pools, checkers };
 
     const retiredListeners: BoundListener[] = [];
     const rebindInPlace: CompiledListener[] = [];
@@ -217,6 +234,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     for (const bound of retiredListeners) void bound.stopAccepting();
     for (const entry of retired) void entry.pool.close();
+    // Requests still in flight on the old snapshot may be mid-introspection; let them finish.
+    setTimeout(() => previous.checkers.close(), previous.snapshot.drainTimeoutMs).unref();
     if (snapshot.decisionLog !== previous.snapshot.decisionLog) {
       const old = decisionLog;
       decisionLog = openDecisionLog(snapshot.decisionLog);
@@ -297,6 +316,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     await stopped;
     await Promise.all([...generation.pools.values()].map((entry) => entry.pool.close().catch(() => undefined)));
     await ops?.close();
+    generation.checkers.close();
+    authn.close();
     decisionLog.close();
     log('info', 'gateway.stopped', {});
   }

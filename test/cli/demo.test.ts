@@ -1,11 +1,13 @@
 /**
  * Runs the real `portcullis demo` CLI and checks that every command it prints does what its
- * explanation promises, by sending the same requests from here.
+ * explanation promises, by sending the same requests (and running the same `explain` commands)
+ * from here.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import dns from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -77,11 +79,50 @@ function portArgs([publicPort, partnerPort, opsPort, upstreamPort]: readonly num
   return ['--public-port', `${publicPort}`, '--partner-port', `${partnerPort}`, '--ops-port', `${opsPort}`, '--upstream-port', `${upstreamPort}`];
 }
 
-/** Splits a printed shell command into words (plain words and '…' quoting, as the demo prints). */
-function shellWords(line: string): string[] {
+type ShellVariables = Readonly<Record<string, string>>;
+
+/**
+ * Splits a printed shell command into words as a POSIX shell would for what the demo prints:
+ * unquoted text, \x, '…' (literal) and "…" (with $NAME expanded from `variables`), adjacent
+ * parts joining into one word. An unknown variable fails the test rather than expanding to nothing.
+ */
+function shellWords(line: string, variables: ShellVariables = {}): string[] {
   const words: string[] = [];
-  for (const match of line.matchAll(/'((?:[^']|'\\'')*)'|(\S+)/g)) words.push(match[1] !== undefined ? match[1].replaceAll(`'\\''`, "'") : match[2]!);
+  let word: string | null = null;
+  const expand = (text: string): string =>
+    text.replaceAll(/\$([A-Za-z_][A-Za-z0-9_]*)/g, (_, name: string) => variables[name] ?? assert.fail(`$${name} is not set by the printed lines`));
+  for (let i = 0; i < line.length; ) {
+    const char = line[i]!;
+    if (/\s/.test(char)) {
+      if (word !== null) words.push(word);
+      word = null;
+      i += 1;
+    } else if (char === "'" || char === '"') {
+      const close = line.indexOf(char, i + 1);
+      assert.ok(close > i, `unterminated ${char} in: ${line}`);
+      const text = line.slice(i + 1, close);
+      if (char === '"') assert.doesNotMatch(text, /[\\`]|\$[^A-Za-z_]/, `only plain $NAME expansions are expected in: ${line}`);
+      word = (word ?? '') + (char === '"' ? expand(text) : text);
+      i = close + 1;
+    } else if (char === '\\') {
+      // shellQuote writes a quote inside '…' as '\'' : an escaped character outside quotes.
+      word = (word ?? '') + (line[i + 1] ?? assert.fail(`trailing \\ in: ${line}`));
+      i += 2;
+    } else {
+      assert.doesNotMatch(char, /[$`;&|<>()]/, `unexpected shell syntax in: ${line}`);
+      word = (word ?? '') + char;
+      i += 1;
+    }
+  }
+  if (word !== null) words.push(word);
   return words;
+}
+
+/** The `NAME=value` lines the demo prints for pasting first (the tokens). */
+function shellAssignments(stdout: string): Record<string, string> {
+  const variables: Record<string, string> = {};
+  for (const match of stdout.matchAll(/^ *([A-Z][A-Z0-9_]*)=(\S+)$/gm)) variables[match[1]!] = match[2]!;
+  return variables;
 }
 
 interface CurlCall {
@@ -90,8 +131,8 @@ interface CurlCall {
   readonly headers: Record<string, string>;
 }
 
-function parseCurl(line: string): CurlCall {
-  const words = shellWords(line.trim());
+function parseCurl(line: string, variables: ShellVariables = {}): CurlCall {
+  const words = shellWords(line.trim(), variables);
   assert.equal(words.shift(), 'curl');
   const headers: Record<string, string> = {};
   let cacert: string | undefined;
@@ -116,12 +157,25 @@ interface Reply {
   body: string;
 }
 
-/** Performs the request the curl command describes (curl sends `Host` from the URL unless -H overrides it). */
+/**
+ * Resolves `localhost` and `*.localhost` to loopback without asking DNS, as curl does (RFC 6761
+ * §6.3), so `https://api.localhost:…` works here exactly as in the printed command.
+ */
+const localhostLookup: typeof dns.lookup = ((hostname: string, options: dns.LookupOptions, callback: (...args: unknown[]) => void) => {
+  if (hostname !== 'localhost' && !hostname.endsWith('.localhost')) return dns.lookup(hostname, options, callback as never);
+  if (options.all) callback(null, [{ address: '127.0.0.1', family: 4 }]);
+  else callback(null, '127.0.0.1', 4);
+}) as typeof dns.lookup;
+
+/**
+ * Performs the request the curl command describes: curl sends `Host` from the URL unless -H
+ * overrides it, and SNI from the URL (Node does the same).
+ */
 async function perform(call: CurlCall): Promise<Reply> {
   const url = new URL(call.url);
   const ca = call.cacert === undefined ? undefined : await readFile(call.cacert);
   return new Promise((resolve, reject) => {
-    const options = { headers: call.headers, agent: false as const, ...(ca && { ca }) };
+    const options = { headers: call.headers, agent: false as const, lookup: localhostLookup, ...(ca && { ca }) };
     const req = (url.protocol === 'https:' ? https : http).request(url, options, (res) => {
       let body = '';
       res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
@@ -136,6 +190,43 @@ function curlLines(stdout: string): string[] {
   return stdout.split('\n').filter((line) => /^\s*curl /.test(line));
 }
 
+function explainLines(stdout: string): string[] {
+  return stdout.split('\n').filter((line) => / npx portcullis explain /.test(line));
+}
+
+interface Finished {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/**
+ * Runs a printed `[NAME=value ...] npx portcullis explain …` line from the repository root, as a
+ * newcomer pasting it would: the assignments become the environment of that one command, and
+ * `npx portcullis` is this checkout's CLI. Nothing DEMO_* is inherited from this process.
+ */
+async function runExplain(line: string): Promise<Finished> {
+  const words = shellWords(line.trim());
+  const env: Record<string, string | undefined> = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('DEMO_')));
+  while (/^[A-Z_][A-Z0-9_]*=/.test(words[0] ?? '')) {
+    const [name, ...value] = words.shift()!.split('=');
+    env[name!] = value.join('=');
+  }
+  assert.deepEqual(words.slice(0, 3), ['npx', 'portcullis', 'explain'], line);
+  const child = spawn(process.execPath, [MAIN, ...words.slice(2)], { cwd: ROOT, env: { ...env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  return { code, stdout, stderr };
+}
+
+/** The JSON payload of a compact JWS (the test reads what the demo signed; the gateway verifies it). */
+function claimsOf(token: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as Record<string, unknown>;
+}
+
 describe('portcullis demo', () => {
   let root: string;
   before(async () => {
@@ -143,7 +234,7 @@ describe('portcullis demo', () => {
   });
   after(() => rm(root, { recursive: true, force: true }));
 
-  it('prints curl commands that behave as promised, and stops cleanly on SIGINT', async (t) => {
+  it('prints curl and explain commands that behave as promised, and stops cleanly on SIGINT', async (t) => {
     const dataDir = join(root, 'data');
     const ports = await freePorts(4);
     const run = startDemo(['--data-dir', dataDir, ...portArgs(ports)]);
@@ -151,17 +242,39 @@ describe('portcullis demo', () => {
     await waitFor(run, 'Ctrl-C to stop');
 
     // Progress went to stderr as plain lines (not a TTY here); stdout holds only instructions.
-    assert.match(run.stderr, /^creating dev PKI in .*\nstarting sample upstream on 127\.0\.0\.1:\d+\nloading examples\/demo\.yaml\nstarting gateway\n/);
+    assert.match(
+      run.stderr,
+      /^creating dev PKI in .*\ncreating dev token signing key in .*\nstarting sample upstream on 127\.0\.0\.1:\d+\nloading examples\/demo\.yaml\nstarting gateway\n/,
+    );
     assert.ok(!run.stdout.includes('\r'));
 
-    const [allowed, missingCredential, unknownHost, readiness] = curlLines(run.stdout).map(parseCurl);
-    assert.ok(allowed && missingCredential && unknownHost && readiness, `four curl commands expected:\n${run.stdout}`);
+    const variables = shellAssignments(run.stdout);
+    assert.deepEqual(Object.keys(variables).sort(), ['ACME_READ', 'ACME_WRITE_ONLY', 'GLOBEX_READ'], run.stdout);
+    const lines = curlLines(run.stdout);
+    assert.equal(lines.length, 7, `seven curl commands expected:\n${run.stdout}`);
+    const [allowed, missingCredential, unknownHost, acmeRead, acmeWriteOnly, globexRead, readiness] = lines.map((line) => parseCurl(line, variables)) as [
+      CurlCall, CurlCall, CurlCall, CurlCall, CurlCall, CurlCall, CurlCall,
+    ];
     assert.equal(allowed.url, `http://localhost:${ports[0]}/status`);
     assert.equal(missingCredential.url, `https://localhost:${ports[1]}/orders`);
     assert.equal(missingCredential.cacert, join(dataDir, 'pki', 'ca.crt'));
     assert.equal(unknownHost.url, `http://localhost:${ports[0]}/status`);
     assert.deepEqual(unknownHost.headers, { host: 'unknown.example' });
+    for (const [call, variable] of [[acmeRead, 'ACME_READ'], [acmeWriteOnly, 'ACME_WRITE_ONLY'], [globexRead, 'GLOBEX_READ']] as const) {
+      assert.equal(call.url, `https://api.localhost:${ports[1]}/orders`);
+      assert.equal(call.cacert, join(dataDir, 'pki', 'ca.crt'));
+      assert.deepEqual(call.headers, { authorization: `Bearer ${variables[variable]}` });
+    }
     assert.equal(readiness.url, `http://localhost:${ports[2]}/readyz`);
+
+    // The tokens are what the text says they are, and short-lived.
+    const tokens = { acmeRead: claimsOf(variables['ACME_READ']!), acmeWriteOnly: claimsOf(variables['ACME_WRITE_ONLY']!), globexRead: claimsOf(variables['GLOBEX_READ']!) };
+    assert.deepEqual(
+      Object.values(tokens).map((claims) => [claims['client_id'], claims['scope'], claims['aud']]),
+      [['acme-orders', 'orders:read', 'https://api.localhost/orders'], ['acme-orders', 'orders:write', 'https://api.localhost/orders'], ['globex-orders', 'orders:read', 'https://api.localhost/orders']],
+    );
+    for (const claims of Object.values(tokens)) assert.equal(Number(claims['exp']) - Number(claims['iat']), 900);
+    assert.match(run.stdout, /tokens expire in 15 minutes — restart the demo for new ones/);
 
     // 1. allowed: the sample upstream answers.
     const ok = await perform(allowed);
@@ -182,8 +295,44 @@ describe('portcullis demo', () => {
     const misdirected = await perform(unknownHost);
     assert.equal(misdirected.status, 421, misdirected.body);
 
+    // 4. acme with orders:read: forwarded to the sample upstream.
+    const acmeOk = await perform(acmeRead);
+    assert.equal(acmeOk.status, 200, acmeOk.body);
+    const acmeEcho = JSON.parse(acmeOk.body) as { service: string; method: string; path: string };
+    assert.deepEqual({ service: acmeEcho.service, method: acmeEcho.method, path: acmeEcho.path }, { service: 'sample-upstream', method: 'GET', path: '/orders' });
+
+    // 5. acme with only orders:write: 403 naming the missing scope (RFC 6750 §3.1).
+    const noScope = await perform(acmeWriteOnly);
+    assert.equal(noScope.status, 403, noScope.body);
+    assert.equal(noScope.headers['content-type'], 'application/problem+json');
+    const challenge = String(noScope.headers['www-authenticate']);
+    assert.match(challenge, /^Bearer /);
+    assert.match(challenge, /error="insufficient_scope"/);
+    assert.match(challenge, /scope="orders:read"/);
+    assert.equal((JSON.parse(noScope.body) as { code: string }).code, 'insufficient_scope');
+    assert.doesNotMatch(noScope.body, /sample-upstream/);
+
+    // 6. globex outside its grant's time window: 403 grant_denied, no upstream call.
+    const closed = await perform(globexRead);
+    assert.equal(closed.status, 403, closed.body);
+    assert.equal((JSON.parse(closed.body) as { code: string }).code, 'grant_denied');
+    assert.doesNotMatch(closed.body, /sample-upstream/);
+
     const ready = await perform(readiness);
     assert.equal(ready.status, 200);
+
+    // The explain commands, run as pasted: acme allowed (exit 0) by its grant, globex denied
+    // (exit 1) by its grant's time window.
+    const [explainAcme, explainGlobex] = explainLines(run.stdout);
+    assert.ok(explainAcme && explainGlobex && explainLines(run.stdout).length === 2, `two explain commands expected:\n${run.stdout}`);
+    assert.match(explainAcme, /--partner acme --credential acme-jwt --method GET --path \/orders --scope orders:read$/);
+    assert.match(explainGlobex, /--partner globex --credential globex-jwt --method GET --path \/orders --scope orders:read$/);
+    const [acmeWhy, globexWhy] = await Promise.all([runExplain(explainAcme), runExplain(explainGlobex)]);
+    assert.equal(acmeWhy.code, 0, `${acmeWhy.stdout}\n${acmeWhy.stderr}`);
+    assert.match(acmeWhy.stdout, /ALLOWED — route list-orders, decided by partner\/acme\/grant\/orders#0/);
+    assert.equal(globexWhy.code, 1, `${globexWhy.stdout}\n${globexWhy.stderr}`);
+    assert.match(globexWhy.stdout, /✖ authorization\s+grant\.time_window: /);
+    assert.match(globexWhy.stdout, /DENIED 403 grant_denied — reason grant\.time_window, decided by partner\/globex\/grant\/orders#0/);
 
     const decisionLog = /tail -f (\S+)/.exec(run.stdout)?.[1];
     assert.equal(decisionLog, join(dataDir, 'decisions.jsonl'));
@@ -191,26 +340,39 @@ describe('portcullis demo', () => {
     run.child.kill('SIGINT');
     assert.equal(await exitCode(run), 0, run.stderr);
     assert.match(run.stderr, /demo stopped\n$/);
-    const records = (await readFile(decisionLog, 'utf8')).split('\n').filter(Boolean);
-    assert.equal(records.length, 3, 'one decision record per data-plane request');
+    const records = (await readFile(decisionLog, 'utf8')).split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.equal(records.length, 6, 'one decision record per data-plane request');
+    const serialized = JSON.stringify(records);
+    for (const token of Object.values(variables)) assert.ok(!serialized.includes(token), 'no raw token in a decision record');
   });
 
-  it('reuses the dev PKI on the next start; --no-wait prints everything and exits 0', async () => {
+  it('reuses the dev PKI and the token signing key on the next start; --no-wait prints everything and exits 0', async () => {
     const dataDir = join(root, 'reuse');
     const first = startDemo(['--data-dir', dataDir, '--no-wait', ...portArgs(await freePorts(4))]);
     assert.equal(await exitCode(first), 0, first.stderr);
     assert.match(first.stderr, /creating dev PKI/);
+    assert.match(first.stderr, /creating dev token signing key/);
     assert.match(first.stdout, /Ctrl-C to stop/);
     const caPath = join(dataDir, 'pki', 'ca.crt');
+    const jwksPath = join(dataDir, 'pki', 'dev-issuer.jwks.json');
     const ca = await readFile(caPath);
+    const jwks = await readFile(jwksPath);
     const { mtimeMs } = await stat(caPath);
+    if (process.platform !== 'win32') assert.equal((await stat(join(dataDir, 'pki', 'dev-issuer.key'))).mode & 0o777, 0o600);
 
     const second = startDemo(['--data-dir', dataDir, '--no-wait', ...portArgs(await freePorts(4))]);
     assert.equal(await exitCode(second), 0, second.stderr);
     assert.match(second.stderr, /reusing dev PKI in /);
-    assert.equal(curlLines(second.stdout).length, 4);
+    assert.match(second.stderr, /reusing dev token signing key in /);
+    assert.equal(curlLines(second.stdout).length, 7);
+    assert.equal(explainLines(second.stdout).length, 2);
     assert.deepEqual(await readFile(caPath), ca);
     assert.equal((await stat(caPath)).mtimeMs, mtimeMs);
+    assert.deepEqual(await readFile(jwksPath), jwks);
+    // New tokens each start, signed by the same key.
+    const kidOf = (stdout: string): string => JSON.parse(Buffer.from(shellAssignments(stdout)['ACME_READ']!.split('.')[0]!, 'base64url').toString()).kid;
+    assert.equal(kidOf(second.stdout), kidOf(first.stdout));
+    assert.notEqual(shellAssignments(second.stdout)['ACME_READ'], shellAssignments(first.stdout)['ACME_READ']);
   });
 
   it('exits 1 naming the port and the option when a port is taken', async (t) => {

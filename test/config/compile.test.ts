@@ -160,3 +160,117 @@ describe('configuration hash', () => {
     assert.equal(canonicalJson({ b: [{ d: 1, c: 2 }], a: 'x', u: undefined }), '{"a":"x","b":[{"c":2,"d":1}]}');
   });
 });
+
+describe('compiled APIs and routes', () => {
+  const ACCESS = `version: 1
+listeners:
+  - { name: public, zone: public, port: 8080, hostnames: [localhost] }
+  - { name: partner, zone: partner, port: 8443, hostnames: [api.partner.test], environment: sandbox }
+upstreams:
+  - { id: backend, url: "http://127.0.0.1:9000" }
+issuers:
+  - { id: idp, issuer: "https://idp.test", jwks_uri: "https://idp.test/jwks", algorithms: [ES256] }
+apis:
+  - id: orders
+    name: Orders API
+    audience: https://api.test/orders
+    sensitivity: confidential
+    policies:
+      - { id: api-rule, require: "partner.tier != 'blocked'" }
+  - { id: catalog }
+routes:
+  - id: list
+    zone: partner
+    api: orders
+    methods: [GET]
+    path: /orders
+    upstream: backend
+    credentials: [jwt, api_key]
+    scopes: [orders.read, orders.list]
+    transaction_type: read
+    purpose: { header: x-purpose, claim: purpose, allowed: [support, fraud_check] }
+    policies:
+      - { id: route-rule, deny: "request.method == 'DELETE'", reason: no_deletes }
+  - id: pay
+    zone: partner
+    api: orders
+    methods: [POST]
+    path: /orders/{id}/pay
+    upstream: backend
+    sensitivity: restricted
+  - id: browse
+    zone: public
+    api: catalog
+    methods: [GET]
+    path: /catalog
+    upstream: backend
+    auth: none
+  - id: health
+    zone: public
+    methods: [GET]
+    path: /health
+    upstream: backend
+    auth: none
+policies:
+  - { id: global-rule, require: "partner.status == 'active'" }
+`;
+
+  it('compiles each API once and gives routes the same object', async (t) => {
+    const snapshot = await compile(t, ACCESS);
+    const orders = snapshot.apis.get('orders')!;
+    assert.deepEqual(
+      { id: orders.id, name: orders.name, audience: orders.audience, sensitivity: orders.sensitivity, rules: orders.policies.map((rule) => rule.scope) },
+      { id: 'orders', name: 'Orders API', audience: 'https://api.test/orders', sensitivity: 'confidential', rules: ['apis[orders]'] },
+    );
+    assert.deepEqual(snapshot.apis.get('catalog'), { id: 'catalog', name: null, audience: null, sensitivity: 'internal', policies: [] });
+    const [list, pay, browse, health] = snapshot.routes;
+    assert.equal(list!.api, orders);
+    assert.equal(pay!.api, orders);
+    assert.equal(browse!.api, snapshot.apis.get('catalog'));
+    assert.equal(health!.api, null);
+  });
+
+  it('fills what a route requires, with its defaults', async (t) => {
+    const [list, pay] = (await compile(t, ACCESS)).routes;
+    assert.deepEqual(list!.credentials, ['jwt', 'api_key']);
+    assert.deepEqual(list!.scopes, ['orders.read', 'orders.list']);
+    assert.equal(list!.transactionType, 'read');
+    assert.equal(list!.purpose!.header, 'x-purpose');
+    assert.equal(list!.purpose!.claim, 'purpose');
+    assert.ok(list!.purpose!.allowed instanceof Set);
+    assert.deepEqual([...list!.purpose!.allowed], ['support', 'fraud_check']);
+    assert.deepEqual(
+      { credentials: pay!.credentials, scopes: pay!.scopes, transactionType: pay!.transactionType, purpose: pay!.purpose },
+      { credentials: ['jwt'], scopes: [], transactionType: null, purpose: null },
+    );
+  });
+
+  it('takes sensitivity from the route, else its API, else internal', async (t) => {
+    const [list, pay, browse, health] = (await compile(t, ACCESS)).routes;
+    assert.deepEqual([list!.sensitivity, pay!.sensitivity, browse!.sensitivity, health!.sensitivity], ['confidential', 'restricted', 'internal', 'internal']);
+  });
+
+  it('orders rules global, API, route, and shares each compiled rule between routes', async (t) => {
+    const snapshot = await compile(t, ACCESS);
+    const [list, pay] = snapshot.routes;
+    assert.deepEqual(
+      list!.policies.map((rule) => `${rule.scope}/${rule.id}/${rule.kind}/${rule.reason}`),
+      ['policies/global-rule/require/global-rule', 'apis[orders]/api-rule/require/api-rule', 'routes[list]/route-rule/deny/no_deletes'],
+    );
+    assert.deepEqual(pay!.policies.map((rule) => rule.id), ['global-rule', 'api-rule']);
+    assert.equal(list!.policies[0], pay!.policies[0]);
+    assert.equal(list!.policies[1], snapshot.apis.get('orders')!.policies[0]);
+  });
+
+  it('gives an anonymous route no credential types and no rules', async (t) => {
+    const [, , browse, health] = (await compile(t, ACCESS)).routes;
+    for (const route of [browse!, health!]) {
+      assert.deepEqual({ credentials: route.credentials, policies: route.policies, scopes: route.scopes }, { credentials: [], policies: [], scopes: [] });
+    }
+  });
+
+  it('compiles listener environments, production by default', async (t) => {
+    const snapshot = await compile(t, ACCESS);
+    assert.deepEqual(snapshot.listeners.map((listener) => listener.environment), ['production', 'sandbox']);
+  });
+});

@@ -2,6 +2,7 @@
  * Shared helpers for the config tests: a temp folder per test, certificates generated per run
  * (never committed), and the real CLI run as a child process.
  */
+import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { webcrypto } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -9,6 +10,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
+import { loadConfig } from '../../src/config/load.ts';
+import type { ConfigIssue, LoadResult } from '../../src/config/load.ts';
+import type { Snapshot } from '../../src/config/snapshot.ts';
 import { loadX509 } from '../../src/pki/dev-ca.ts';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -82,8 +86,11 @@ listeners:
 upstreams:
   - id: backend
     url: http://127.0.0.1:9000/base/
+issuers:
+  - { id: idp, issuer: "https://idp.partner.test", jwks_uri: "https://idp.partner.test/jwks", algorithms: [ES256] }
 apis:
   - id: orders
+    audience: https://api.partner.test/orders
 partners:
   - id: acme
     grants:
@@ -101,4 +108,35 @@ routes:
     methods: [GET, POST]
     path: /orders/{id}
     upstream: backend
+`;
+
+/** Loads `text` as `gateway.yaml` in `dir` (a fresh folder by default), with an empty environment. */
+export async function loadText(t: TestContext, text: string, dir?: string): Promise<LoadResult> {
+  const file = await writeText(dir ?? (await tempDir(t)), 'gateway.yaml', text);
+  return loadConfig(file, { env: {} });
+}
+
+/** The issues of a configuration that must be refused. */
+export async function issuesOf(t: TestContext, text: string, dir?: string): Promise<ConfigIssue[]> {
+  const result = await loadText(t, text, dir);
+  assert.equal(result.ok, false, 'expected the configuration to be refused');
+  return result.ok ? [] : result.issues;
+}
+
+/** The snapshot of a configuration that must load. */
+export async function snapshotOf(t: TestContext, text: string, dir?: string): Promise<Snapshot> {
+  const result = await loadText(t, text, dir);
+  assert.ok(result.ok, JSON.stringify(!result.ok && result.issues, null, 2));
+  return result.snapshot;
+}
+
+/** `line:col CODE path` of each issue: positions and codes at a glance. */
+export const brief = (issues: readonly ConfigIssue[]): string[] => issues.map(({ line, col, code, path }) => `${line}:${col} ${code} ${path}`);
+
+/** The first lines of a configuration with one listener per zone kind used here, for new sections to follow. */
+export const BASE = `version: 1
+listeners:
+  - { name: partner, zone: partner, port: 8443, hostnames: [api.partner.test] }
+upstreams:
+  - { id: backend, url: "http://127.0.0.1:9000" }
 `;

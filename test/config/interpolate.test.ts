@@ -85,7 +85,7 @@ describe('interpolation in a loaded file', () => {
   });
 
   it('never lets a variable inject YAML structure', async (t) => {
-    const file = await writeText(await tempDir(t), 'gateway.yaml', VALID_CONFIG.replace('- id: orders\npartners', '- id: orders\n    name: ${NAME}\npartners'));
+    const file = await writeText(await tempDir(t), 'gateway.yaml', VALID_CONFIG.replace('- id: orders\n    audience', '- id: orders\n    name: ${NAME}\n    audience'));
     const result = await loadConfig(file, { env: { NAME: 'x\nextra: [1, 2]' } });
     assert.ok(result.ok, JSON.stringify(!result.ok && result.issues));
     assert.equal(result.snapshot.config.apis[0]!.name, 'x\nextra: [1, 2]');

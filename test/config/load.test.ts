@@ -61,7 +61,7 @@ describe('loadConfig()', () => {
     assert.deepEqual(brief(issues), [
       '4:5 CONFIG_UNKNOWN_KEY listeners[0].extra',
       '7:11 CONFIG_INVALID_VALUE listeners[0].port',
-      '28:15 CONFIG_DANGLING_REF routes[0].upstream',
+      '31:15 CONFIG_DANGLING_REF routes[0].upstream',
     ]);
   });
 
@@ -79,7 +79,7 @@ describe('loadConfig()', () => {
   });
 
   it('refuses unresolved aliases and unknown tags instead of guessing', async (t) => {
-    assert.deepEqual(brief(await issuesOf(t, `${VALID_CONFIG}gateway: *missing\n`)), ['35:10 CONFIG_YAML_SYNTAX gateway']);
+    assert.deepEqual(brief(await issuesOf(t, `${VALID_CONFIG}gateway: *missing\n`)), ['38:10 CONFIG_YAML_SYNTAX gateway']);
     assert.deepEqual(brief(await issuesOf(t, VALID_CONFIG.replace('port: 8080', 'port: !port 8080'))), ['6:11 CONFIG_YAML_SYNTAX listeners[0].port']);
   });
 

@@ -42,23 +42,22 @@ apis:
   - { id: orders }
   - { id: orders }
 partners:
-  - { id: acme, grants: [{ api: orders }, { api: orders }] }
+  - { id: acme, grants: [{ api: orders }, { api: orders, environments: [production] }] }
   - { id: acme }
 routes:
-  - { id: r, zone: public, methods: [GET], path: /a, upstream: up }
-  - { id: r, zone: public, methods: [GET], path: /b, upstream: up }
+  - { id: r, zone: public, methods: [GET], path: /a, upstream: up, auth: none }
+  - { id: r, zone: public, methods: [GET], path: /b, upstream: up, auth: none }
 `;
       const issues = await issuesOf(t, text);
       assert.deepEqual(brief(issues), [
         '4:13 CONFIG_DUPLICATE_ID listeners[1].name',
         '7:11 CONFIG_DUPLICATE_ID upstreams[1].id',
         '10:11 CONFIG_DUPLICATE_ID apis[1].id',
-        '12:50 CONFIG_DUPLICATE_ID partners[0].grants[1].api',
         '13:11 CONFIG_DUPLICATE_ID partners[1].id',
         '16:11 CONFIG_DUPLICATE_ID routes[1].id',
       ]);
       assert.equal(issues[0]!.message, 'duplicate listener name "web": first defined at line 3');
-      assert.equal(issues[5]!.message, 'duplicate route id "r": first defined at line 15');
+      assert.equal(issues[4]!.message, 'duplicate route id "r": first defined at line 15');
     });
 
     it('reports two listeners on the same address and port, including a wildcard address', async (t) => {
@@ -87,9 +86,9 @@ routes:
       const text = VALID_CONFIG.replace('upstream: backend\n    auth: none', 'upstream: backnd\n    auth: none').replace('api: orders\n    methods', 'api: ordres\n    methods').replace('- api: orders', '- api: billing');
       const issues = await issuesOf(t, text);
       assert.deepEqual(brief(issues), [
-        '21:14 CONFIG_DANGLING_REF partners[0].grants[0].api',
-        '27:15 CONFIG_DANGLING_REF routes[0].upstream',
-        '31:10 CONFIG_DANGLING_REF routes[1].api',
+        '24:14 CONFIG_DANGLING_REF partners[0].grants[0].api',
+        '30:15 CONFIG_DANGLING_REF routes[0].upstream',
+        '34:10 CONFIG_DANGLING_REF routes[1].api',
       ]);
       assert.equal(issues[0]!.message, 'unknown api "billing" (defined apis: orders)');
       assert.equal(issues[1]!.message, 'unknown upstream "backnd" (defined upstreams: backend)');
@@ -103,21 +102,21 @@ routes:
 
     it('reports a field that fails the schema once, not again as a dangling reference', async (t) => {
       const issues = await issuesOf(t, VALID_CONFIG.replace('upstream: backend\n    auth: none', 'upstream: "Bad Id"\n    auth: none'));
-      assert.deepEqual(brief(issues), ['27:15 CONFIG_INVALID_VALUE routes[0].upstream']);
+      assert.deepEqual(brief(issues), ['30:15 CONFIG_INVALID_VALUE routes[0].upstream']);
     });
   });
 
   describe('zones and hosts', () => {
     it('reports a route in a zone without listeners', async (t) => {
       const issues = await issuesOf(t, VALID_CONFIG.replace('zone: partner\n    api', 'zone: internal\n    api'));
-      assert.deepEqual(brief(issues), ['30:11 CONFIG_DANGLING_REF routes[1].zone']);
+      assert.deepEqual(brief(issues), ['33:11 CONFIG_DANGLING_REF routes[1].zone']);
       assert.match(issues[0]!.message, /no listener is in the "internal" zone/);
     });
 
     it('reports route hosts that no listener of the zone serves', async (t) => {
       const text = VALID_CONFIG.replace('path: /health', 'path: /health\n    hosts: [localhost, a.example.com, "*.example.com", a.b.example.com, api.partner.test]');
       const issues = await issuesOf(t, text);
-      assert.deepEqual(brief(issues), ['27:56 CONFIG_DANGLING_REF routes[0].hosts[3]', '27:73 CONFIG_DANGLING_REF routes[0].hosts[4]']);
+      assert.deepEqual(brief(issues), ['30:56 CONFIG_DANGLING_REF routes[0].hosts[3]', '30:73 CONFIG_DANGLING_REF routes[0].hosts[4]']);
       assert.equal(issues[1]!.message, 'host "api.partner.test" is not served by any public-zone listener (served: localhost, *.example.com)');
     });
 
@@ -128,7 +127,7 @@ routes:
 
     it('refuses auth: none outside the public zone (fail closed)', async (t) => {
       const issues = await issuesOf(t, VALID_CONFIG.replace('path: /orders/{id}', 'path: /orders/{id}\n    auth: none'));
-      assert.deepEqual(brief(issues), ['34:11 CONFIG_CONFLICT routes[1].auth']);
+      assert.deepEqual(brief(issues), ['37:11 CONFIG_CONFLICT routes[1].auth']);
       assert.match(issues[0]!.message, /only allowed in the public zone/);
     });
 
@@ -141,13 +140,13 @@ routes:
   describe('route conflicts', () => {
     it('reports every ambiguous route at the later one, per zone', async (t) => {
       const text = `${VALID_CONFIG}  - { id: health2, zone: public, methods: [GET, HEAD], path: /health, upstream: backend, auth: none }
-  - { id: orders-by-id, zone: partner, methods: [POST], path: "/orders/{order}", upstream: backend }
-  - { id: health-partner, zone: partner, methods: [GET], path: /health, upstream: backend }
+  - { id: orders-by-id, zone: partner, api: orders, methods: [POST], path: "/orders/{order}", upstream: backend }
+  - { id: health-partner, zone: partner, api: orders, methods: [GET], path: /health, upstream: backend }
   - { id: health-other-host, zone: public, hosts: [a.example.com], methods: [GET], path: /health, upstream: backend, auth: none }
 `;
       const issues = await issuesOf(t, text);
-      assert.deepEqual(brief(issues), ['35:5 CONFIG_CONFLICT routes[2]', '36:5 CONFIG_CONFLICT routes[3]']);
-      assert.match(issues[0]!.message, /routes "health" and "health2" are ambiguous: both match GET \/health on any host \(route "health" is at line 23\)/);
+      assert.deepEqual(brief(issues), ['38:5 CONFIG_CONFLICT routes[2]', '39:5 CONFIG_CONFLICT routes[3]']);
+      assert.match(issues[0]!.message, /routes "health" and "health2" are ambiguous: both match GET \/health on any host \(route "health" is at line 26\)/);
       assert.match(issues[1]!.message, /"orders" and "orders-by-id"/);
     });
   });

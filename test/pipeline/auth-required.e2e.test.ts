@@ -6,6 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent, request } from 'undici';
 import { startHarness } from '../helpers/harness.ts';
+import { accessToken, generateTestKey, jwks } from '../helpers/tokens.ts';
 import type { Harness } from '../helpers/harness.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { writeFile } from 'node:fs/promises';
@@ -54,7 +55,11 @@ function generate(rand: () => number, seed: number): { yaml: string; routes: Gen
     routes.push({ id: `r${seed}-${i}`, zone, path: '/' + segments.join('/'), methods, auth });
   }
   const routeYaml = routes
-    .map((route) => `  - id: ${route.id}\n    zone: ${route.zone}\n    methods: [${route.methods.join(', ')}]\n    path: ${route.path}\n    upstream: sample\n${route.auth ? `    auth: ${route.auth}\n` : ''}`)
+    .map(
+      (route) =>
+        `  - id: ${route.id}\n    zone: ${route.zone}\n    methods: [${route.methods.join(', ')}]\n    path: ${route.path}\n    upstream: sample\n` +
+        (route.auth === 'none' ? '    auth: none\n' : `    api: orders\n${route.auth ? `    auth: ${route.auth}\n` : ''}`),
+    )
     .join('');
   return {
     routes,
@@ -63,6 +68,14 @@ listeners:
 ${ZONES.map((zone) => `  - name: ${zone}\n    zone: ${zone}\n    port: 0\n    hostnames: [${HOSTS.join(', ')}]\n`).join('')}upstreams:
   - id: sample
     url: {{UPSTREAM}}
+issuers:
+  - id: idp
+    issuer: https://idp.example.test
+    jwks_file: idp.jwks.json
+    algorithms: [ES256]
+apis:
+  - id: orders
+    audience: https://api.example.test/orders
 routes:
 ${routeYaml}`,
   };
@@ -71,11 +84,12 @@ ${routeYaml}`,
 let h: Harness;
 const agent = new Agent({ connections: 8 });
 before(async () => {
-  h = await startHarness(generate(random(1), 0).yaml);
+  // A real issuer key set: tokens below are forged with another key, as an attacker would.
+  h = await startHarness(generate(random(1), 0).yaml, { files: { 'idp.jwks.json': jwks(generateTestKey('ES256')) } });
 });
 after(async () => {
   await agent.close();
-  await h.close();
+  await h?.close();
 });
 
 test('auth: none outside the public zone is refused by validation', async () => {
@@ -92,6 +106,7 @@ test('auth: none outside the public zone is refused by validation', async () => 
 test('across random configurations and requests, only auth: none routes are ever forwarded without a credential', async () => {
   let forwarded = 0;
   let probes = 0;
+  const attacker = generateTestKey('ES256');
   for (let seed = 1; seed <= 25; seed++) {
     const rand = random(seed);
     const { yaml, routes } = generate(rand, seed);
@@ -112,7 +127,7 @@ test('across random configurations and requests, only auth: none routes are ever
       const method = METHODS[Math.floor(rand() * METHODS.length)]!;
       const headers: Record<string, string> = { host: HOSTS[Math.floor(rand() * HOSTS.length)]! };
       const spoof = rand();
-      if (spoof < 0.2) headers['authorization'] = 'Bearer forged';
+      if (spoof < 0.2) headers['authorization'] = `Bearer ${accessToken(attacker, { iss: 'https://idp.example.test', aud: 'https://api.example.test/orders', clientId: 'acme', scope: 'orders:read' })}`;
       else if (spoof < 0.3) headers['x-partner-id'] = 'acme';
       else if (spoof < 0.4) headers['authorization'] = 'Basic YWRtaW46YWRtaW4=';
       const response = await request(`${h.url(zone)}${path}`, { method, headers, dispatcher: agent, body: method === 'POST' || method === 'PUT' ? '{}' : null });

@@ -78,7 +78,7 @@ ${routes}  - id: down
 });
 
 after(async () => {
-  await h.close();
+  await h?.close();
   for (const server of servers) server.close();
 });
 

@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'undici';
 import { startHarness } from '../helpers/harness.ts';
+import { generateTestKey, jwks } from '../helpers/tokens.ts';
 import type { Harness } from '../helpers/harness.ts';
 import { firstBody, rawRequest } from '../helpers/raw-http.ts';
 
@@ -23,8 +24,14 @@ listeners:
 upstreams:
   - id: sample
     url: {{UPSTREAM}}
+issuers:
+  - id: idp
+    issuer: https://idp.example.test
+    jwks_file: idp.jwks.json
+    algorithms: [ES256]
 apis:
   - id: orders
+    audience: https://api.example.test/orders
 partners:
   - id: acme
     grants: [{ api: orders }]
@@ -59,6 +66,7 @@ routes:
     methods: [GET]
     path: /private
     upstream: sample
+    api: orders
   - id: orders
     zone: partner
     methods: [GET]
@@ -71,10 +79,10 @@ let h: Harness;
 let publicPort: number;
 
 before(async () => {
-  h = await startHarness(CONFIG);
+  h = await startHarness(CONFIG, { files: { 'idp.jwks.json': jwks(generateTestKey('ES256')) } });
   publicPort = Number(new URL(h.url('public')).port);
 });
-after(async () => h.close());
+after(async () => h?.close());
 
 async function get(path: string, headers: Record<string, string> = {}, listener = 'public') {
   const response = await request(`${h.url(listener)}${path}`, { headers: { host: 'localhost', ...headers } });
@@ -179,7 +187,7 @@ describe('routing', () => {
     const missing = await get('/orders', { host: 'partner.example.test' }, 'partner');
     assertProblem(missing, 401, 'credential_missing');
     // RFC 6750 §3: no credential, no error code in the challenge.
-    assert.equal(missing.headers['www-authenticate'], 'Bearer realm="portcullis"');
+    assert.match(String(missing.headers['www-authenticate']), /^Bearer realm="portcullis"(, resource_metadata="[^"]+")?$/);
     const bearer = await get('/orders', { host: 'partner.example.test', authorization: 'Bearer abc.def.ghi' }, 'partner');
     assertProblem(bearer, 401, 'invalid_token');
     assert.match(bearer.headers['www-authenticate'] as string, /^Bearer realm="portcullis", error="invalid_token"/);
@@ -187,7 +195,7 @@ describe('routing', () => {
     assertProblem(await get('/private'), 401, 'credential_missing');
     assert.equal(h.upstream.seen.length, before);
     const record = await recordFor(bearer.headers['x-request-id'] as string);
-    assert.equal(record.event.reason, 'token.issuer_unknown');
+    assert.match(record.event.reason, /^token\./);
     assert.equal(JSON.stringify(record).includes('abc.def.ghi'), false, 'no token in the record');
   });
 });

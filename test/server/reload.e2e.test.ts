@@ -48,7 +48,7 @@ before(async () => {
 });
 after(async () => {
   await agent.close();
-  await h.close();
+  await h?.close();
 });
 
 async function status(path: string): Promise<number> {

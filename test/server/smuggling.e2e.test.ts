@@ -35,7 +35,7 @@ before(async () => {
   h = await startHarness(CONFIG);
   port = Number(new URL(h.url('public')).port);
 });
-after(async () => h.close());
+after(async () => h?.close());
 
 const SMUGGLED = 'GET /smuggled HTTP/1.1\r\nHost: localhost\r\n\r\n';
 

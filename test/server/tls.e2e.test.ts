@@ -43,7 +43,7 @@ before(async () => {
   h = await startHarness(config(true), { files: { 'server.crt': server.certPem, 'server.key': server.keyPem } });
   port = Number(new URL(h.url('partner')).port);
 });
-after(async () => h.close());
+after(async () => h?.close());
 
 function h2Get(servername: string, authority: string, path = '/status'): Promise<{ status: number; body: string; alpn: string }> {
   return new Promise((resolve, reject) => {

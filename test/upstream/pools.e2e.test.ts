@@ -77,7 +77,7 @@ routes:
 });
 
 after(async () => {
-  await h.close();
+  await h?.close();
   upstream.closeAllConnections();
   await new Promise((resolve) => upstream.close(resolve));
 });

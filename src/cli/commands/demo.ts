@@ -1,23 +1,48 @@
 /**
- * `portcullis demo`: the five-minute tour. Creates (or reuses) a development PKI, starts the
- * sample upstream and a gateway running `examples/demo.yaml`, then prints curl commands that show
- * one allowed call and two refusals. Everything binds to loopback and lives under `--data-dir`.
+ * `portcullis demo`: the five-minute tour. Creates (or reuses) a development PKI and the signing
+ * key of a stand-in identity provider, starts the sample upstream and a gateway running
+ * `examples/demo.yaml`, mints short-lived partner tokens, then prints curl commands (allowed
+ * calls and refusals, with and without a token) and `portcullis explain` commands that say why.
+ * Everything binds to loopback and lives under `--data-dir`.
  *
  * stdout carries only the instructions (safe to pipe); progress and errors go to stderr.
  */
 import { createWriteStream } from 'node:fs';
 import { access, mkdir } from 'node:fs/promises';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Command } from '../command.ts';
 import { createProgress } from '../progress.ts';
 import { checkDevPki, createDevPki, writePki, type DevPkiFiles } from '../../pki/dev-ca.ts';
 import { startSampleUpstream, type SampleUpstream } from '../../demo/sample-upstream.ts';
+import { loadOrCreateDevIssuer, DEV_TOKEN_MAX_LIFETIME_SECONDS, type DevIssuer } from '../../demo/dev-issuer.ts';
+import type { Snapshot } from '../../config/snapshot.ts';
 import { startGateway, type Gateway } from '../../server/gateway.ts';
 import { setLogListener } from '../../log.ts';
 
 const CONFIG_PATH = fileURLToPath(new URL('../../../examples/demo.yaml', import.meta.url));
+/** Where `${DEMO_PKI_DIR:-…}` in examples/demo.yaml points when the variable is unset. */
+const CONFIG_DEFAULT_PKI_DIR = resolve(dirname(CONFIG_PATH), '../.portcullis/demo/pki');
+
+/**
+ * The partner calls the demo prints, by the ids they have in examples/demo.yaml. Client ids and
+ * the audience are read from the loaded configuration, so a token always matches the file.
+ */
+const SCENARIO = {
+  api: 'orders',
+  path: '/orders',
+  /** A hostname of the partner listener that the dev server certificate covers. */
+  host: 'api.localhost',
+  readScope: 'orders:read',
+  writeScope: 'orders:write',
+  acme: { partner: 'acme', credential: 'acme-jwt' },
+  globex: { partner: 'globex', credential: 'globex-jwt' },
+} as const;
+
+/** globex's grant opens this long after the demo starts and stays open for one hour. */
+const WINDOW_OPENS_AFTER_MS = 2 * 3_600_000;
+const WINDOW_LENGTH_MS = 3_600_000;
 
 const PORT_OPTIONS = {
   'public-port': { env: 'DEMO_PUBLIC_PORT', fallback: 8080, what: 'public listener' },
@@ -31,11 +56,13 @@ type PortOption = keyof typeof PORT_OPTIONS;
 const usage = `Usage: portcullis demo [options]
 
 Starts a local demo on loopback: a development PKI, a sample upstream, and a gateway running
-examples/demo.yaml. Prints curl commands to try, then serves until Ctrl-C.
+examples/demo.yaml. Signs partner access tokens (valid 15 minutes) as a stand-in identity
+provider, prints curl and explain commands to try, then serves until Ctrl-C.
 
 Options:
-  --data-dir DIR       Dev PKI, decision log and state (default ./.portcullis/demo).
-                       The PKI is reused on the next start unless it expires within 7 days.
+  --data-dir DIR       Dev PKI, token signing key, decision log and state (default
+                       ./.portcullis/demo). The PKI is reused on the next start unless it
+                       expires within 7 days; the signing key is reused while it is intact.
   --public-port N      Public listener, plain HTTP (default 8080; 0 picks a free port).
   --partner-port N     Partner listener, TLS (default 8443).
   --ops-port N         Ops listener: /livez, /readyz (default 9901).
@@ -79,6 +106,8 @@ async function run(argv: readonly string[]): Promise<number> {
   try {
     await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
     const pki = await prepareDevPki(join(options.dataDir, 'pki'), progress.step);
+    const issuer = await prepareDevIssuer(pki.dir, progress.step);
+    const globexWindow = windowClosedAt(new Date());
 
     const upstreamPort = options.ports['upstream-port'];
     progress.step(`starting sample upstream on 127.0.0.1:${upstreamPort === 0 ? '<free port>' : upstreamPort}`);
@@ -95,6 +124,8 @@ async function run(argv: readonly string[]): Promise<number> {
       DEMO_OPS_PORT: String(options.ports['ops-port']),
       // The actual port: with --upstream-port 0 the upstream picked one.
       DEMO_UPSTREAM_PORT: String(upstream.port),
+      DEMO_WINDOW_FROM: globexWindow.from,
+      DEMO_WINDOW_TO: globexWindow.to,
     };
 
     progress.step('starting gateway');
@@ -114,9 +145,10 @@ async function run(argv: readonly string[]): Promise<number> {
       { quiet: true },
     );
     gateway = await startGateway({ configPath: CONFIG_PATH, env });
+    const tokens = await mintDemoTokens(gateway.snapshot, issuer);
     progress.done();
 
-    process.stdout.write(instructions(gateway, pki, options.dataDir, logPath));
+    process.stdout.write(instructions({ gateway, pki, dataDir: options.dataDir, logPath, tokens, globexWindow }));
   } catch (error) {
     progress.done();
     process.stderr.write(`portcullis demo: ${describeFailure(error, options)}\n`);
@@ -173,11 +205,88 @@ async function prepareDevPki(dir: string, step: (message: string) => void): Prom
   return writePki(dir, await createDevPki());
 }
 
-function instructions(gateway: Gateway, pki: DevPkiFiles, dataDir: string, logPath: string): string {
+async function prepareDevIssuer(dir: string, step: (message: string) => void): Promise<DevIssuer> {
+  const issuer = await loadOrCreateDevIssuer(dir);
+  if (issuer.reused) step(`reusing dev token signing key in ${displayPath(dir)}`);
+  else step(`creating dev token signing key in ${displayPath(dir)}${issuer.replacedBecause ? ` (${issuer.replacedBecause})` : ''}`);
+  return issuer;
+}
+
+interface TimeWindow {
+  /** HH:MM, UTC. */
+  readonly from: string;
+  readonly to: string;
+}
+
+/** A one-hour window (UTC) that opens two hours after `now`: closed at `now` and for a while after. */
+function windowClosedAt(now: Date): TimeWindow {
+  const hhmm = (ms: number): string => new Date(now.getTime() + ms).toISOString().slice(11, 16);
+  return { from: hhmm(WINDOW_OPENS_AFTER_MS), to: hhmm(WINDOW_OPENS_AFTER_MS + WINDOW_LENGTH_MS) };
+}
+
+interface DemoTokens {
+  /** acme, orders:read: allowed. */
+  readonly acmeRead: string;
+  /** acme, orders:write only: 403 insufficient_scope on GET. */
+  readonly acmeWriteOnly: string;
+  /** globex, orders:read: 403 grant_denied outside its time window. */
+  readonly globexRead: string;
+}
+
+/**
+ * Signs the three tokens the printed commands use. Audience and client ids come from the running
+ * configuration; a file edited so that the demo's tokens could not mean what the text says (the
+ * credential gone, or trusting another issuer) stops the demo with the reason instead.
+ */
+async function mintDemoTokens(snapshot: Snapshot, issuer: DevIssuer): Promise<DemoTokens> {
+  const audience = snapshot.apis.get(SCENARIO.api)?.audience;
+  if (!audience) throw new Error(`${displayPath(CONFIG_PATH)}: api "${SCENARIO.api}" needs an audience for the demo's tokens`);
+  const clientIdOf = (partnerId: string, credentialId: string): string => {
+    const credential = snapshot.config.partners.find((partner) => partner.id === partnerId)?.credentials.find((entry) => entry.id === credentialId);
+    if (credential?.type !== 'jwt') throw new Error(`${displayPath(CONFIG_PATH)}: partner "${partnerId}" needs a jwt credential "${credentialId}" for the demo's tokens`);
+    if (snapshot.issuers.get(credential.issuer)?.issuer !== issuer.issuer) {
+      throw new Error(`${displayPath(CONFIG_PATH)}: credential "${credentialId}" must name the issuer whose "issuer" is ${issuer.issuer} (the demo signs its tokens)`);
+    }
+    return credential.client_id;
+  };
+  const acme = clientIdOf(SCENARIO.acme.partner, SCENARIO.acme.credential);
+  const globex = clientIdOf(SCENARIO.globex.partner, SCENARIO.globex.credential);
+  const lifetimeSeconds = DEV_TOKEN_MAX_LIFETIME_SECONDS;
+  const [acmeRead, acmeWriteOnly, globexRead] = await Promise.all([
+    issuer.mintAccessToken({ clientId: acme, scopes: [SCENARIO.readScope], audience, lifetimeSeconds }),
+    issuer.mintAccessToken({ clientId: acme, scopes: [SCENARIO.writeScope], audience, lifetimeSeconds }),
+    issuer.mintAccessToken({ clientId: globex, scopes: [SCENARIO.readScope], audience, lifetimeSeconds }),
+  ]);
+  return { acmeRead, acmeWriteOnly, globexRead };
+}
+
+interface InstructionsInput {
+  readonly gateway: Gateway;
+  readonly pki: DevPkiFiles;
+  readonly dataDir: string;
+  readonly logPath: string;
+  readonly tokens: DemoTokens;
+  readonly globexWindow: TimeWindow;
+}
+
+function instructions({ gateway, pki, dataDir, logPath, tokens, globexWindow }: InstructionsInput): string {
   const { listeners, ops } = gateway.addresses();
   const publicPort = portOf(findListener(listeners, 'public').url);
   const partnerPort = portOf(findListener(listeners, 'partner').url);
   const opsPort = portOf(ops);
+  const cacert = `--cacert ${shellQuote(pki.paths.ca)}`;
+  const partnerUrl = `https://${SCENARIO.host}:${partnerPort}${SCENARIO.path}`;
+  const withToken = (variable: string): string => `curl -i ${cacert} -H "Authorization: Bearer $${variable}" ${partnerUrl}`;
+  // explain loads examples/demo.yaml itself, so it needs the values the demo filled in: always
+  // globex's window, and the key folder when it is not where the file looks by default.
+  const explainEnv = [
+    `DEMO_WINDOW_FROM=${globexWindow.from}`,
+    `DEMO_WINDOW_TO=${globexWindow.to}`,
+    ...(pki.dir === CONFIG_DEFAULT_PKI_DIR ? [] : [`DEMO_PKI_DIR=${shellQuote(pki.dir)}`]),
+  ].join(' ');
+  const explain = ({ partner, credential }: { partner: string; credential: string }): string =>
+    `${explainEnv} npx portcullis explain -c ${shellQuote(displayPath(CONFIG_PATH))} --partner ${partner} --credential ${credential} --method GET --path ${SCENARIO.path} --scope ${SCENARIO.readScope}`;
+  const minutes = DEV_TOKEN_MAX_LIFETIME_SECONDS / 60;
   return `
 Portcullis demo is running. Try:
 
@@ -192,6 +301,32 @@ Portcullis demo is running. Try:
   # 3. Refused: a Host this listener does not serve. 421, because a listener answers only
   #    for the hostnames configured on it.
   curl -i -H 'Host: unknown.example' http://localhost:${publicPort}/status
+
+Partner calls carry access tokens. With no token service yet, the demo signed three itself,
+as a partner's identity provider would (ES256, RFC 9068). Paste these lines first; the
+tokens expire in ${minutes} minutes — restart the demo for new ones.
+
+  ACME_READ=${tokens.acmeRead}
+  ACME_WRITE_ONLY=${tokens.acmeWriteOnly}
+  GLOBEX_READ=${tokens.globexRead}
+
+  # 4. Allowed: acme's token carries ${SCENARIO.readScope}, which GET ${SCENARIO.path} requires and acme's
+  #    grant covers. The sample upstream answers 200.
+  ${withToken('ACME_READ')}
+
+  # 5. Refused: this acme token carries only ${SCENARIO.writeScope}. 403, and WWW-Authenticate
+  #    names the missing scope: error="insufficient_scope", scope="${SCENARIO.readScope}".
+  ${withToken('ACME_WRITE_ONLY')}
+
+  # 6. Refused: a valid token with the right scope, but globex's grant applies only from
+  #    ${globexWindow.from} to ${globexWindow.to} UTC (set when the demo started, so closed now). 403 grant_denied.
+  ${withToken('GLOBEX_READ')}
+
+Ask the gateway why, without sending a request (exit 0 allowed, 1 denied; the DEMO_WINDOW_*
+values are globex's window as the demo set it):
+
+  ${explain(SCENARIO.acme)}
+  ${explain(SCENARIO.globex)}
 
 Every request, allowed or refused, is one line in the decision log:
   tail -f ${shellQuote(join(dataDir, 'decisions.jsonl'))}
