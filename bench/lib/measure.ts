@@ -59,7 +59,7 @@ export async function measure(
   cores: Cores,
   signal?: AbortSignal,
 ): Promise<Sample> {
-  if (timing.warmup > 0) await runWrk({ ...wrk, seconds: timing.warmup }, signal);
+  const warmup = timing.warmup > 0 ? await runWrk({ ...wrk, seconds: timing.warmup }, signal) : undefined;
   const ticks = clkTck();
   const coresBefore = coreTimes([cores.load, cores.server]);
   const targetBefore = cpuMicros(target.measured.pid);
@@ -86,6 +86,7 @@ export async function measure(
     latencyMs: result.latencyMs,
     socketErrors: result.socketErrors,
     non2xx3xx: result.non2xx3xx,
+    warmupNon2xx3xx: warmup?.non2xx3xx ?? 0,
     cpuMicros: targetCpu,
     upstreamCpuMicros: upstreamCpu,
     loadGenCpuMicros: wrkCpu,

@@ -16,6 +16,8 @@ export interface Sample {
   latencyMs: Record<string, number>;
   socketErrors: WrkResult['socketErrors'];
   non2xx3xx: number;
+  /** Non-2xx/3xx responses during the warm-up run before it (not measured, but just as wrong). */
+  warmupNon2xx3xx?: number;
   /** CPU time of the measured process during the run, µs. */
   cpuMicros: number;
   /** CPU time of the upstream nginx during the run, µs (same as cpuMicros for `direct`). */
@@ -44,6 +46,8 @@ export interface Row {
   reason?: string;
   baseline: boolean;
   goal?: Goal;
+  /** Target this row is reported against without a goal (see `Target.compare`). */
+  compare?: string;
   cpuOf?: string;
   samples: Sample[];
   summary?: Summary;
@@ -173,28 +177,55 @@ export function coresTable(rows: readonly Row[], loadCpu: number, serverCpu: num
   return table(header, body);
 }
 
-/** One line per target that has a goal: the measured ratios and MET / NOT MET. */
+/**
+ * One line per target that has a goal (the measured ratios and MET / NOT MET), and one per
+ * target reported against another without a goal (`compare`: the ratios only).
+ */
 export function verdicts(rows: readonly Row[]): string[] {
   const lines: string[] = [];
   for (const row of rows) {
-    if (!row.goal) continue;
-    const goal = row.goal;
-    const base = rows.find((other) => other.target === goal.against);
+    const against = row.goal?.against ?? row.compare;
+    if (against === undefined) continue;
+    const base = rows.find((other) => other.target === against);
     if (!row.summary || !base?.summary) {
-      const why = !row.summary ? `${row.target} ${row.status}${row.reason ? ` (${row.reason})` : ''}` : `${goal.against} ${base?.status ?? 'missing'}`;
+      const why = !row.summary ? `${row.target} ${row.status}${row.reason ? ` (${row.reason})` : ''}` : `${against} ${base?.status ?? 'missing'}`;
       lines.push(`${row.target}: not measured: ${why}`);
       continue;
     }
     const throughput = row.summary.requestsPerSecond / base.summary.requestsPerSecond;
+    const clean = row.summary.errors === 0;
+    const errors = clean ? '' : `, ${row.summary.errors} errors`;
+    const goal = row.goal;
+    if (!goal) {
+      lines.push(
+        `${row.target}: ${throughput.toFixed(2)}× ${against} throughput (${costText(throughput)}), ` +
+          `CPU ${fixed(row.summary.cpuMicrosPerRequest, 1)} vs ${fixed(base.summary.cpuMicrosPerRequest, 1)} µs/req, ` +
+          `p99 ${fixed(row.summary.p99Ms, 2)} ms vs ${fixed(base.summary.p99Ms, 2)} ms${errors}: no target, reported only`,
+      );
+      continue;
+    }
     const throughputOk = throughput >= goal.minThroughputRatio;
     const p99Ok = !goal.lowerP99 || row.summary.p99Ms < base.summary.p99Ms;
-    const clean = row.summary.errors === 0;
     const met = throughputOk && p99Ok && clean;
+    const p99 = `p99 ${fixed(row.summary.p99Ms, 2)} ms vs ${fixed(base.summary.p99Ms, 2)} ms${goal.lowerP99 ? ' (target: lower)' : ''}`;
+    if (goal.minThroughputRatio < 1) {
+      // A cost budget: the row does more work than the one it is compared with, and may lose
+      // at most (1 − ratio) of its throughput doing it.
+      const budget = Math.round((1 - goal.minThroughputRatio) * 100);
+      lines.push(
+        `${row.target}: ${throughput.toFixed(2)}× ${against} throughput (${costText(throughput)}; target ≥ ${goal.minThroughputRatio}×, a cost of at most ${budget}%), ` +
+          `CPU ${fixed(row.summary.cpuMicrosPerRequest, 1)} vs ${fixed(base.summary.cpuMicrosPerRequest, 1)} µs/req, ${p99}${errors}: ${met ? 'MET' : 'NOT MET'}`,
+      );
+      continue;
+    }
     lines.push(
-      `${row.target}: ${throughput.toFixed(2)}× ${goal.against} throughput (target ≥ ${goal.minThroughputRatio}×), ` +
-        `p99 ${fixed(row.summary.p99Ms, 2)} ms vs ${fixed(base.summary.p99Ms, 2)} ms${goal.lowerP99 ? ' (target: lower)' : ''}` +
-        `${clean ? '' : `, ${row.summary.errors} errors`}: ${met ? 'MET' : 'NOT MET'}`,
+      `${row.target}: ${throughput.toFixed(2)}× ${against} throughput (target ≥ ${goal.minThroughputRatio}×), ${p99}${errors}: ${met ? 'MET' : 'NOT MET'}`,
     );
   }
   return lines;
+}
+
+/** `costs 18%` of the other's throughput, or `faster` when it is not slower. */
+function costText(ratio: number): string {
+  return ratio < 1 ? `costs ${Math.round((1 - ratio) * 100)}%` : `no cost: ${Math.round((ratio - 1) * 100)}% faster`;
 }

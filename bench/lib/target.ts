@@ -30,6 +30,19 @@ export interface BenchContext {
   path: string;
   /** Host header sent with every request (`localhost`: Portcullis listeners need a DNS-like name). */
   host: string;
+  /**
+   * Longest this run can take (s), counting every retry and quiet-wait: credentials a target
+   * mints (tokens) must stay valid at least this long.
+   */
+  maxRunSeconds: number;
+  /** wrk threads: a wrk script that splits work between threads needs the count. */
+  wrkThreads: number;
+}
+
+/** A wrk Lua script (`wrk -s <path> <url> -- <args…>`) that builds each request itself. */
+export interface WrkScript {
+  path: string;
+  args: string[];
 }
 
 export interface RunningTarget {
@@ -41,13 +54,37 @@ export interface RunningTarget {
   cpuOf: string;
   /** Stops what `start` started (by PID). The shared upstream is not the target's to stop. */
   stop(): Promise<void>;
+  /** Headers sent with every request besides `Host` (e.g. `Authorization`), by wrk and the start-up check. */
+  headers?: Record<string, string>;
+  /**
+   * A wrk script that builds every request (e.g. a different token each time). It must keep
+   * `ctx.path` and the `Host` header wrk is given.
+   */
+  wrkScript?: WrkScript;
+  /**
+   * Header sets the start-up check sends one request with each (on top of `Host` and
+   * `headers`), e.g. the first, a middle and the last token of a script's list. Default: one
+   * request with no more headers.
+   */
+  checkRequests?: Record<string, string>[];
+  /**
+   * Called after each measured run: a one-line note on what the target saw (e.g. how many
+   * distinct tokens its last decision records name). Throws when the run was not what the row
+   * claims to measure; the row then fails.
+   */
+  afterRun?(): string;
+  /** After a run with refused requests: why the target refused them (e.g. from its decision log). */
+  diagnose?(): string | undefined;
 }
 
 /** A performance goal of a target, checked against another target (the baseline). */
 export interface Goal {
   /** Name of the target compared against. */
   against: string;
-  /** Least acceptable req/s ratio (target / baseline). */
+  /**
+   * Least acceptable req/s ratio (target / baseline). Below 1 it is a cost budget: 0.75 means
+   * the target may cost at most 25 % of the other's throughput.
+   */
   minThroughputRatio: number;
   /** Whether the target's p99 must be lower than the baseline's. */
   lowerP99: boolean;
@@ -61,6 +98,11 @@ export interface Target {
   /** Ratios in the table are computed against the baseline target (exactly one). */
   baseline?: boolean;
   goal?: Goal;
+  /**
+   * Another target this one is reported against without a goal (a verdict-style line with the
+   * throughput ratio and the CPU per request of both, no MET / NOT MET).
+   */
+  compare?: string;
   /** A reason the target cannot run here (it is then skipped and the reason printed), or undefined. */
   unavailable?(ctx: BenchContext): string | undefined;
   start(ctx: BenchContext): Promise<RunningTarget>;

@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { processTree } from './procs.ts';
+import type { WrkScript } from './target.ts';
 
 export interface WrkOptions {
   url: string;
@@ -14,6 +15,8 @@ export interface WrkOptions {
   connections: number;
   /** Length of the run, whole seconds. */
   seconds: number;
+  /** A Lua script that builds each request (`-s`), and its arguments (after `--`). */
+  script?: WrkScript;
 }
 
 export interface WrkResult {
@@ -33,7 +36,9 @@ export interface WrkResult {
 export function wrkArgs(options: WrkOptions): string[] {
   const args = [`-t${options.threads}`, `-c${options.connections}`, `-d${options.seconds}s`, '--latency'];
   for (const [name, value] of Object.entries(options.headers)) args.push('-H', `${name}: ${value}`);
+  if (options.script) args.push('-s', options.script.path);
   args.push(options.url);
+  if (options.script) args.push('--', ...options.script.args);
   return args;
 }
 

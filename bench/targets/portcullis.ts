@@ -50,18 +50,24 @@ export function serveUnavailable(ctx: BenchContext): string | undefined {
   return existsSync(serve) ? undefined : `${join('src', 'cli', 'commands', 'serve.ts')} does not exist yet`;
 }
 
+/** Where a Portcullis target keeps its files: `<tmp>/<name>/{config,state}`. */
+export function portcullisPaths(ctx: BenchContext, name: string): { dir: string; configDir: string; stateDir: string; decisionLog: string } {
+  const dir = join(ctx.tmpDir, name);
+  const stateDir = join(dir, 'state');
+  return { dir, configDir: join(dir, 'config'), stateDir, decisionLog: join(stateDir, 'decisions.jsonl') };
+}
+
 /**
  * Writes `config(…)` to `<tmp>/<name>/config/portcullis.yaml` and serves it. The gateway watches
- * its config folder, so its state (decision log, data dir) goes to `<tmp>/<name>/state`.
+ * its config folder, so its state (decision log, data dir) goes to `<tmp>/<name>/state`; a
+ * config's `decision_log` must be `portcullisPaths(…).decisionLog`.
  */
 export async function startPortcullis(
   ctx: BenchContext,
   name: string,
   config: (ctx: BenchContext, ports: PortcullisPorts, stateDir: string) => string,
 ): Promise<RunningTarget> {
-  const dir = join(ctx.tmpDir, name);
-  const configDir = join(dir, 'config');
-  const stateDir = join(dir, 'state');
+  const { dir, configDir, stateDir } = portcullisPaths(ctx, name);
   mkdirSync(configDir, { recursive: true });
   mkdirSync(stateDir, { recursive: true });
   const ports = { listener: await freePort(), ops: await freePort() };

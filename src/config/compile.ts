@@ -49,7 +49,7 @@ export function compileSnapshot(config: Config, context: CompileContext): Snapsh
   const upstreams = new Map(config.upstreams.map((upstream) => [upstream.id, compileUpstream(upstream, files)] as const));
   // Each rule is compiled once: routes share the global and API rule objects.
   const globalPolicies = policy.rules(config.policies, 'policies');
-  const apis = new Map(config.apis.map((api) => [api.id, compileApi(api, policy)] as const));
+  const apis = new Map(config.apis.map((api) => [api.id, compileApi(api, policy, config.introspection)] as const));
   const routes = config.routes.map((route) => compileRoute(route, upstreams, apis, globalPolicies, policy));
   const routers = new Map(ZONES.map((zone) => [zone, new Router(routes.filter((route) => route.zone === zone))] as const));
 
@@ -149,11 +149,12 @@ function compileUpstream(upstream: UpstreamConfig, files: ReferencedFiles): Comp
   };
 }
 
-function compileApi(api: ApiConfig, policy: PolicyCompiler): CompiledApi {
+function compileApi(api: ApiConfig, policy: PolicyCompiler, endpoints: Config['introspection']): CompiledApi {
   return {
     id: api.id,
     name: api.name ?? null,
     audience: api.audience ?? null,
+    introspection: api.introspection ?? (endpoints.length === 1 ? endpoints[0]!.id : null),
     sensitivity: api.sensitivity,
     policies: policy.rules(api.policies, `apis[${api.id}]`),
   };

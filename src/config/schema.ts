@@ -257,6 +257,9 @@ export const api = z
       .optional()
       .describe('Resource identifier of this API: a token must list it in `aud` (exact match). Required when a route of the API accepts tokens.'),
     sensitivity: sensitivity.default('internal').describe('Default data sensitivity of the API\'s operations.'),
+    introspection: id
+      .optional()
+      .describe('Id of the introspection endpoint that knows this API\'s opaque tokens. Default: the only endpoint, when exactly one is configured; required when there are several.'),
     policies: z.array(policyRule).default([]).describe('CEL rules evaluated for every route of this API, after the global rules.'),
   })
   .strict()

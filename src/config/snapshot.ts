@@ -99,6 +99,8 @@ export interface CompiledApi {
   readonly audience: string | null;
   readonly sensitivity: Sensitivity;
   readonly policies: readonly CompiledRule[];
+  /** The introspection endpoint for this API's opaque tokens (explicit, or the only one configured). */
+  readonly introspection: string | null;
 }
 
 export type KeySource =

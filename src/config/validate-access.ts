@@ -21,6 +21,9 @@ export function routeAccessChecks(view: ConfigView): PendingIssue[] {
   const apis = knownIds(view.apis);
   /** API index → routes that accept tokens for it: each API without an audience is reported once. */
   const tokenRoutesByApi = new Map<number, string[]>();
+  /** API index → routes that accept opaque tokens: such an API must say which endpoint knows them. */
+  const opaqueRoutesByApi = new Map<number, string[]>();
+  const endpoints = knownIds(view.introspection);
 
   view.routes.entries.forEach((route, index) => {
     const written = view.routes.written[index];
@@ -59,6 +62,10 @@ export function routeAccessChecks(view: ConfigView): PendingIssue[] {
       issues.push({ code: 'CONFIG_CONFLICT', path: credentialAt('introspection'), message: 'the route accepts introspection tokens, but no introspection endpoints are configured: every token would be refused' });
     }
 
+    if (credentials.includes('introspection') && route.api !== undefined && apis?.has(route.api)) {
+      const apiIndex = view.apis.entries.findIndex((api) => api.id === route.api);
+      opaqueRoutesByApi.set(apiIndex, [...(opaqueRoutesByApi.get(apiIndex) ?? []), route.id ?? `routes[${index}]`]);
+    }
     const acceptsTokens = credentials.some((type) => type !== 'api_key');
     if (acceptsTokens && route.api !== undefined && apis?.has(route.api)) {
       const apiIndex = view.apis.entries.findIndex((api) => api.id === route.api);
@@ -70,6 +77,24 @@ export function routeAccessChecks(view: ConfigView): PendingIssue[] {
     }
   });
 
+  view.apis.entries.forEach((api, apiIndex) => {
+    if (api.introspection !== undefined && endpoints && !endpoints.has(api.introspection)) {
+      issues.push({
+        code: 'CONFIG_DANGLING_REF',
+        path: ['apis', apiIndex, 'introspection'],
+        message: `unknown introspection endpoint "${api.introspection}" (defined endpoints: ${[...endpoints].join(', ') || 'none'})`,
+      });
+    }
+  });
+  for (const [apiIndex, routes] of opaqueRoutesByApi) {
+    const api = view.apis.entries[apiIndex]!;
+    if (api.introspection !== undefined || !view.introspection.isList || view.introspection.entries.length <= 1) continue;
+    issues.push({
+      code: 'CONFIG_CONFLICT',
+      path: ['apis', apiIndex],
+      message: `api "${api.id}" has routes (${routes.join(', ')}) that accept opaque tokens and ${view.introspection.entries.length} introspection endpoints are configured: name the one that knows its tokens in "introspection"`,
+    });
+  }
   for (const [apiIndex, routes] of tokenRoutesByApi) {
     const id = view.apis.entries[apiIndex]!.id!;
     issues.push({

@@ -116,9 +116,10 @@ function checkToken(ctx: RequestContext, route: CompiledRoute, token: string): S
     return outcome instanceof Promise ? outcome.then((result) => afterJwt(ctx, result)) : afterJwt(ctx, outcome);
   }
   if (!jwtShaped && route.credentials.includes('introspection')) {
-    const [endpoint] = ctx.checkers.introspection.values();
-    const endpointId = [...ctx.checkers.introspection.keys()][0];
-    if (!endpoint || endpointId === undefined) return invalidToken(ctx, 'token.issuer_unknown', 'no introspection endpoint configured');
+    // The API names the endpoint that knows its opaque tokens; each token is asked about once.
+    const endpointId = route.api?.introspection ?? null;
+    const endpoint = endpointId === null ? undefined : ctx.checkers.introspection.get(endpointId);
+    if (!endpoint || endpointId === null) return invalidToken(ctx, 'token.issuer_unknown', 'no introspection endpoint for this API');
     const outcome = endpoint.introspect(token, audience);
     const bind = (result: Awaited<typeof outcome>): StageOutcome => {
       if (!result.ok) return invalidToken(ctx, result.reason, result.detail);

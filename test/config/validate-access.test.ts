@@ -53,6 +53,20 @@ describe('routes', () => {
     assert.match(issues[0]!.message, /^api "legacy" has no "audience", but routes a, b accept tokens: a token must name the API it is meant for in "aud"/);
   });
 
+  it('needs an API to name its introspection endpoint when several exist, and the name to exist', async (t) => {
+    const endpoint = (id: string) =>
+      `  - { id: ${id}, url: "https://as.test/${id}", client_id: gw, auth: { method: client_secret_basic, secret: s, insecure_shared_secret: "I understand a shared client secret is a long-lived credential" } }\n`;
+    const withEndpoints = HEAD.replace('apis:\n', `introspection:\n${endpoint('as1')}${endpoint('as2')}apis:\n`);
+    const ambiguous = await issuesOf(t, `${withEndpoints}  - { id: a, zone: partner, api: orders, methods: [GET], path: /a, upstream: backend, credentials: [introspection] }\n`);
+    assert.deepEqual(brief(ambiguous).map((line) => line.replace(/^\d+:\d+ /, '')), ['CONFIG_CONFLICT apis[0]']);
+    assert.match(ambiguous[0]!.message, /name the one that knows its tokens in "introspection"/);
+    const dangling = await issuesOf(t, `${withEndpoints.replace('{ id: orders,', '{ id: orders, introspection: as9,')}  - { id: a, zone: partner, api: orders, methods: [GET], path: /a, upstream: backend, credentials: [introspection] }\n`);
+    assert.deepEqual(brief(dangling).map((line) => line.replace(/^\d+:\d+ /, '')), ['CONFIG_DANGLING_REF apis[0].introspection']);
+    const named = await loadText(t, `${withEndpoints.replace('{ id: orders,', '{ id: orders, introspection: as2,')}  - { id: a, zone: partner, api: orders, methods: [GET], path: /a, upstream: backend, credentials: [introspection] }\n`);
+    assert.ok(named.ok, JSON.stringify(!named.ok && named.issues));
+    assert.equal(named.ok && named.snapshot.apis.get('orders')!.introspection, 'as2');
+  });
+
   it('reports a token type no issuer or endpoint could ever check', async (t) => {
     const noIssuers = HEAD.replace(/issuers:\n.*\n/, '');
     const text = `${noIssuers}  - { id: a, zone: partner, api: orders, methods: [GET], path: /a, upstream: backend }
