@@ -38,7 +38,8 @@ Options:
   --connections N       wrk connections (default 50)
   --threads N           wrk threads (default 1)
   --quick               smoke run: 1 round, 2 s, 1 s warm-up
-  --targets A,B         only these targets (the baseline is always included); default all
+  --targets A,B         only these targets (plus the baseline and the rows they are compared
+                        with); default all
   --load-cpu N          core for wrk (default 0)
   --server-cpu N        core for the targets and the upstream (default 1)
   --quiet-wait SECONDS  before each measured run, wait up to this long for both cores to be
@@ -115,6 +116,11 @@ function parseSettings(argv: string[]): Settings | undefined {
   if (values.targets) {
     const wanted = values.targets.split(',').map((name) => name.trim()).filter(Boolean);
     for (const name of wanted) if (!TARGETS.some((t) => t.name === name)) throw new Error(`unknown target "${name}"; known: ${TARGETS.map((t) => t.name).join(', ')}`);
+    // A row's goal or comparison needs the other row in the same run.
+    for (const t of TARGETS) {
+      if (!wanted.includes(t.name)) continue;
+      for (const other of [t.goal?.against, t.compare]) if (other !== undefined && !wanted.includes(other)) wanted.push(other);
+    }
     targets = TARGETS.filter((t) => t.baseline || wanted.includes(t.name));
   }
   const settings: Settings = {
@@ -144,6 +150,16 @@ function findNode(): string {
     if (Number(/^v(\d+)/.exec(version)?.[1]) >= 24) return candidate;
   }
   throw new Error('no Node 24 found: run "npm install" in the repository root (and in bench/)');
+}
+
+/**
+ * The longest the run can take, in seconds: every measured run retried as often as allowed,
+ * each after the longest quiet-wait, plus start-up. Tokens a target mints must outlive it.
+ */
+function maxRunSeconds(settings: Pick<Settings, 'targets' | 'rounds' | 'retries' | 'quietWait' | 'warmup' | 'duration'>): number {
+  // A quiet-wait looks in 1-second steps; wrk itself takes up to a second or two beyond -d.
+  const perRun = settings.quietWait + 1 + settings.warmup + settings.duration + 4;
+  return settings.targets.length * settings.rounds * (settings.retries + 1) * perRun + 600;
 }
 
 /** Set on SIGINT/SIGTERM: the run is being torn down, so a failing wrk is not news. */
@@ -213,6 +229,7 @@ async function main(argv: string[]): Promise<number> {
     status: 'ok',
     baseline: t.baseline === true,
     ...(t.goal ? { goal: t.goal } : {}),
+    ...(t.compare ? { compare: t.compare } : {}),
     samples: [],
   }));
   const startedAt = new Date();
@@ -228,8 +245,10 @@ async function main(argv: string[]): Promise<number> {
       upstream,
       path: '/bench/hello',
       host: 'localhost',
+      maxRunSeconds: maxRunSeconds(settings),
+      wrkThreads: settings.threads,
     };
-    const headers = { Host: ctx.host };
+    const headersOf = (target: RunningTarget): Record<string, string> => ({ Host: ctx.host, ...target.headers });
     log(`bench: upstream nginx pid ${upstream.proc.pid} on ${upstream.origin}`);
 
     for (const [i, target] of settings.targets.entries()) {
@@ -245,11 +264,16 @@ async function main(argv: string[]): Promise<number> {
         const started = await target.start(ctx);
         running.set(target.name, started);
         row.cpuOf = started.cpuOf;
-        const check = await httpGet(started.url, headers);
-        if (check.status !== 200 || check.body !== upstream.body) {
-          throw new Error(`GET ${started.url} answered ${check.status} ${JSON.stringify(check.body.slice(0, 200))}, not 200 with the upstream body`);
+        const checks = started.checkRequests ?? [{}];
+        for (const extra of checks) {
+          const check = await httpGet(started.url, { ...headersOf(started), ...extra });
+          if (check.status !== 200 || check.body !== upstream.body) {
+            const why = check.status !== 200 ? started.diagnose?.() : undefined;
+            throw new Error(`GET ${started.url} answered ${check.status} ${JSON.stringify(check.body.slice(0, 200))}, not 200 with the upstream body${why ? `; ${why}` : ''}`);
+          }
         }
-        log(`bench: ${target.name}: pid ${started.measured.pid}, ${started.url} answers 200 with the upstream body`);
+        const requests = checks.length === 1 ? '' : ` (${checks.length} requests)`;
+        log(`bench: ${target.name}: pid ${started.measured.pid}, ${started.url} answers 200 with the upstream body${requests}`);
       } catch (error) {
         row.status = 'failed';
         row.reason = (error as Error).message;
@@ -263,6 +287,14 @@ async function main(argv: string[]): Promise<number> {
     const active = rows.filter((row) => running.has(row.target));
     if (active.length === 0) throw new Error('no target could be started');
     const cores = { load: settings.loadCpu, server: settings.serverCpu };
+    const fail = async (row: Row, reason: string) => {
+      row.status = 'failed';
+      row.reason = reason;
+      failures++;
+      log(`bench: ${row.target}: FAILED: ${reason}`);
+      await running.get(row.target)?.stop();
+      running.delete(row.target);
+    };
     for (let round = 1; round <= settings.rounds; round++) {
       // Rotate the order every round so no target always runs first or last.
       const order = active.map((_, i) => active[(i + round - 1) % active.length]!);
@@ -270,11 +302,7 @@ async function main(argv: string[]): Promise<number> {
         const target = running.get(row.target);
         if (!target) continue;
         if (target.measured.hasExited()) {
-          row.status = 'failed';
-          row.reason = `process ${target.measured.pid} exited during the run`;
-          failures++;
-          running.delete(row.target);
-          log(`bench: ${row.target}: FAILED: ${row.reason}`);
+          await fail(row, `process ${target.measured.pid} exited during the run`);
           continue;
         }
         // A measured run during which other processes (or the hypervisor) took a noticeable
@@ -290,7 +318,14 @@ async function main(argv: string[]): Promise<number> {
           const next = await measure(
             target,
             upstream,
-            { url: target.url, headers, cpu: settings.loadCpu, threads: settings.threads, connections: settings.connections },
+            {
+              url: target.url,
+              headers: headersOf(target),
+              ...(target.wrkScript ? { script: target.wrkScript } : {}),
+              cpu: settings.loadCpu,
+              threads: settings.threads,
+              connections: settings.connections,
+            },
             { round, warmup: settings.warmup, duration: settings.duration },
             cores,
             abort.signal,
@@ -302,6 +337,20 @@ async function main(argv: string[]): Promise<number> {
           if (attempt < settings.retries) log(`bench: ${row.target}: other processes took ${noise(next).toFixed(0)}% of a pinned core; measuring again`);
         }
         row.samples.push(sample!);
+        // A refused request is not a measurement of the path the row names: fail the row.
+        const refused = sample!.non2xx3xx + (sample!.warmupNon2xx3xx ?? 0);
+        if (refused > 0) {
+          const why = target.diagnose?.();
+          await fail(row, `${refused} non-2xx/3xx responses in round ${round} (${sample!.non2xx3xx} measured, ${sample!.warmupNon2xx3xx ?? 0} warm-up)${why ? `; ${why}` : ''}`);
+          continue;
+        }
+        if (target.afterRun) {
+          try {
+            log(`bench: ${row.target}: ${target.afterRun()}`);
+          } catch (error) {
+            await fail(row, (error as Error).message);
+          }
+        }
       }
     }
   } finally {
@@ -326,6 +375,11 @@ async function main(argv: string[]): Promise<number> {
   }
   log('');
   for (const line of verdicts(rows)) log(line);
+  const failed = rows.filter((row) => row.status === 'failed');
+  if (failed.length) {
+    log('');
+    for (const row of failed) log(`bench: FAILED: ${row.target}: ${row.reason}`);
+  }
 
   const resultsDir = join(BENCH_DIR, 'results');
   mkdirSync(resultsDir, { recursive: true });

@@ -1,12 +1,33 @@
 /**
  * The table of targets. Every target serves `GET <ctx.path>` with `Host: <ctx.host>` and must
  * return the upstream's body unchanged; each row of the report is one entry here, in this order.
- * To add a row (full enforcement with JWT, mTLS, HAProxy + jwt_verify, …), add an entry.
+ * To add a row (mTLS, HAProxy + jwt_verify, …), add an entry.
  */
 import { join } from 'node:path';
 import type { Target } from '../lib/target.ts';
 import { freePort, spawnPinned, stop, waitForPort } from '../lib/procs.ts';
 import { plainConfig, serveUnavailable, startPortcullis } from './portcullis.ts';
+import type { JwtAlgorithm } from './jwt.ts';
+import { startJwtTarget } from './jwt.ts';
+
+/**
+ * Issue 3: the cached full authorization path may cost at most 25 % of the plain proxy path's
+ * throughput. The uncached rows are reported against the same row, without a target.
+ */
+const FULL_PATH_GOAL = { against: 'portcullis-plain', minThroughputRatio: 0.75, lowerP99: false } as const;
+
+function jwtTarget(alg: JwtAlgorithm, cached: boolean): Target {
+  const name = `portcullis-jwt-${alg.toLowerCase()}${cached ? '' : '-uncached'}`;
+  return {
+    name,
+    description: cached
+      ? `wrk → Portcullis (partner route: ${alg} JWT, scope, one CEL rule, partner agreement + grant; the same token every request: verified-token cache hits) → nginx`
+      : `as portcullis-jwt-${alg.toLowerCase()}, but a different ${alg} token every request (wrk script, a list longer than the cache): a signature check per request`,
+    ...(cached ? { goal: FULL_PATH_GOAL } : { compare: FULL_PATH_GOAL.against }),
+    unavailable: serveUnavailable,
+    start: (ctx) => startJwtTarget(ctx, name, alg, cached),
+  };
+}
 
 export const TARGETS: readonly Target[] = [
   {
@@ -49,4 +70,8 @@ export const TARGETS: readonly Target[] = [
       return { url: `http://127.0.0.1:${port}${ctx.path}`, measured: proc, cpuOf: 'proxy', stop: () => stop(proc) };
     },
   },
+  jwtTarget('RS256', true),
+  jwtTarget('ES256', true),
+  jwtTarget('RS256', false),
+  jwtTarget('ES256', false),
 ];

@@ -36,7 +36,7 @@ export function credential(ctx: RequestContext): StageOutcome | Promise<StageOut
     case 'none':
       return { reason: 'token.missing', headers: { 'www-authenticate': bearerChallenge(ctx, null) } };
     case 'api_key':
-      return checkApiKey(ctx, route, presented.key);
+      return checkApiKey(ctx, presented.key);
     case 'bearer':
       return checkToken(ctx, route, presented.token);
   }
@@ -157,10 +157,9 @@ function afterJwt(ctx: RequestContext, result: JwtResult): StageOutcome {
   });
 }
 
-function checkApiKey(ctx: RequestContext, route: CompiledRoute, key: string): StageOutcome {
+function checkApiKey(ctx: RequestContext, key: string): StageOutcome {
   const result = verifyApiKey(key, ctx.snapshot.credentials.apiKeys, Date.now());
   if (!result.ok) return { reason: result.reason, detail: result.detail };
-  void route;
   return bindPrincipal(ctx, result.credential, {
     credentialType: 'api_key',
     claims: Object.freeze(Object.create(null)),

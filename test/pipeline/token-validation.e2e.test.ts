@@ -452,6 +452,25 @@ describe('RFC 9068 (SECURITY.md §2.2)', () => {
   });
 });
 
+describe('RFC 9728 protected-resource metadata', () => {
+  test('the API\'s metadata is served at its well-known URL and named in every challenge', async () => {
+    const response = await request(`${h.url('api')}/.well-known/oauth-protected-resource/orders`, { headers: { host: 'api.example.test' } });
+    assert.equal(response.statusCode, 200);
+    const document = (await response.body.json()) as Record<string, unknown>;
+    assert.equal(document['resource'], AUD);
+    assert.deepEqual(document['authorization_servers'], [ISS, OTHER_ISS]);
+    assert.deepEqual(document['scopes_supported'], ['orders:admin', 'orders:read']);
+    assert.deepEqual(document['bearer_methods_supported'], ['header']);
+    const challenge = String((await call({})).headers['www-authenticate']);
+    assert.match(challenge, /resource_metadata="https:\/\/api\.example\.test\/\.well-known\/oauth-protected-resource\/orders"/);
+    const record = (await h.records()).find((entry) => entry.url.path === '/.well-known/oauth-protected-resource/orders');
+    assert.equal(record?.event.reason, 'gateway.resource_metadata');
+    const unknown = await request(`${h.url('api')}/.well-known/oauth-protected-resource/nothing`, { headers: { host: 'api.example.test' } });
+    assert.equal(unknown.statusCode, 404);
+    await unknown.body.dump();
+  });
+});
+
 describe('partner binding', () => {
   test('a valid token whose client id belongs to no partner credential → 401', async () => {
     await invalidToken(accessToken(rsa, good({ clientId: 'nobody' })), 'credential.unknown');
