@@ -34,6 +34,7 @@ export const PROBLEMS = {
   purpose_denied: { status: 403, title: 'The declared purpose is missing or not allowed here' },
   policy_denied: { status: 403, title: 'A policy rule denied the request' },
   dependency_unavailable: { status: 503, title: 'A service needed to check the credential is unavailable' },
+  audit_unavailable: { status: 503, title: 'The request cannot be recorded, so it is not forwarded' },
   route_not_found: { status: 404, title: 'No route for this request' },
   method_not_allowed: { status: 405, title: 'Method not allowed on this route' },
   request_timeout: { status: 408, title: 'Request not received in time' },
@@ -129,6 +130,8 @@ export const REASONS = {
   // fail closed when what checks a credential cannot be reached
   'dependency.jwks_unavailable': 'dependency_unavailable',
   'dependency.introspection_unavailable': 'dependency_unavailable',
+  // no audit record, no forwarding: the trail is failing or cannot keep up
+  'audit.unavailable': 'audit_unavailable',
   // proxy (stage 6)
   'upstream.unreachable': 'upstream_unreachable',
   'upstream.bad_response': 'upstream_bad_response',

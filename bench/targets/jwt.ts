@@ -41,7 +41,12 @@ export const UNCACHED_TOKENS = Math.max(20_000, 2 * new VerifiedTokenCache().max
 /** Tokens live at least this long (s); longer when the run may take longer (`ctx.maxRunSeconds`). */
 const MIN_TOKEN_LIFETIME_SECONDS = 30 * 60;
 
-/** Decision records looked at after each measured run (the end of the decision log). */
+/**
+ * Decision records looked at after each measured run (the end of the decision log): in a
+ * cached row, all must name the same token; in an uncached row, the last `UNCACHED_TOKENS` (or
+ * all, if fewer) must name as many different tokens, so that none of the last half of them can
+ * have found its token in a cache of at most half that many entries.
+ */
 const AUDITED_RECORDS = 5000;
 
 /** The full authorization path: see the file comment. */
@@ -153,7 +158,9 @@ export async function startJwtTarget(ctx: BenchContext, name: string, alg: JwtAl
 
   // The tokens must outlive the run; the issuer accepts exactly that lifetime.
   const lifetimeSeconds = Math.max(MIN_TOKEN_LIFETIME_SECONDS, Math.ceil(ctx.maxRunSeconds));
-  const tokens = await issuer.mint(cached ? 1 : UNCACHED_TOKENS, lifetimeSeconds);
+  // Uncached: the list wrk cycles through, plus three more for the start-up check, so that the
+  // check leaves nothing in the cache that the list will send.
+  const tokens = await issuer.mint(cached ? 1 : UNCACHED_TOKENS + 3, lifetimeSeconds);
   const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
   const running = await startPortcullis(ctx, name, (c, ports, stateDir) => jwtConfig(c, ports, stateDir, { alg, jwksFile, lifetimeSeconds }));
@@ -162,12 +169,15 @@ export async function startJwtTarget(ctx: BenchContext, name: string, alg: JwtAl
   if (cached) return { ...running, headers: bearer(tokens[0]!), afterRun: audit, diagnose };
 
   const tokensFile = join(issuerDir, 'tokens.txt');
-  writeFileSync(tokensFile, `${tokens.join('\n')}\n`);
+  writeFileSync(tokensFile, `${tokens.slice(0, UNCACHED_TOKENS).join('\n')}\n`);
   return {
     ...running,
-    wrkScript: { path: join(ctx.benchDir, 'targets', 'rotate-tokens.lua'), args: [String(ctx.wrkThreads), tokensFile] },
-    // The first, a middle and the last token of the list: the whole list is minted alike.
-    checkRequests: [tokens[0]!, tokens[tokens.length >> 1]!, tokens[tokens.length - 1]!].map(bearer),
+    wrkScript: {
+      path: join(ctx.benchDir, 'targets', 'rotate-tokens.lua'),
+      // The script keeps its place in the list in the position file, across wrk runs.
+      args: [String(ctx.wrkThreads), tokensFile, join(issuerDir, 'tokens.position')],
+    },
+    checkRequests: tokens.slice(UNCACHED_TOKENS).map(bearer),
     afterRun: audit,
     diagnose,
   };
@@ -207,7 +217,7 @@ function lastRecords(file: string, count: number): DecisionRecord[] {
  * partner, and the tokens as the row claims: one (cached) or all different (uncached).
  */
 function auditDecisionLog(file: string, cached: boolean): string {
-  const records = lastRecords(file, AUDITED_RECORDS);
+  const records = lastRecords(file, cached ? AUDITED_RECORDS : UNCACHED_TOKENS);
   if (records.length === 0) throw new Error(`no decision records in ${file}`);
   // `allow` is the gateway's decision; its reason is `allowed`, or `http.client_closed` for the
   // requests in flight when wrk stops and closes its connections.

@@ -7,7 +7,7 @@
  * on every referenced file having been read and checked through the same `ReferencedFiles`.
  */
 import { isIP } from 'node:net';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { CompiledRule } from '../policy/types.ts';
 import { Router } from '../router/router.ts';
 import { compileIntrospection, compileIssuer, compilePartner, credentialIndex } from './compile-identity.ts';
@@ -71,6 +71,16 @@ export function compileSnapshot(config: Config, context: CompileContext): Snapsh
     shutdownDelayMs: config.gateway.shutdown_delay,
     drainTimeoutMs: config.gateway.drain_timeout,
     ops: { address: config.ops.address, port: config.ops.port },
+    audit: {
+      dir: resolve(baseDir, config.audit.dir ?? join(config.gateway.data_dir, 'audit')),
+      flush: config.audit.flush,
+      flushIntervalMs: config.audit.flush_interval,
+      checkpointIntervalMs: config.audit.checkpoint_interval,
+      checkpointEvery: config.audit.checkpoint_every,
+      signingKeyPath: config.audit.signing_key === undefined ? null : resolve(baseDir, config.audit.signing_key),
+      keyDir: resolve(baseDir, config.gateway.data_dir, 'audit-keys'),
+      maxQueue: config.audit.max_queue,
+    },
     listeners,
     upstreams,
     routes,

@@ -447,6 +447,26 @@ export const config = z
       .strict()
       .default({ data_dir: '.portcullis', shutdown_delay: 0, drain_timeout: 30000, decision_log: 'stdout' })
       .describe('Process-wide settings.'),
+    audit: z
+      .object({
+        dir: z.string().min(1).optional().describe('Folder of the audit trail (relative to the config file). Default: <data_dir>/audit.'),
+        flush: z
+          .enum(['interval', 'os'])
+          .default('interval')
+          .describe('`interval`: records are written and fsynced at least every `flush_interval` (a crash loses at most that); `os`: written at the same pace, synced when the OS decides.'),
+        flush_interval: duration.default(100).describe('Longest time a record waits in memory before it is written. Default 100ms.'),
+        checkpoint_interval: duration.default(60000).describe('A signed checkpoint is written at least this often per stream (when it has new records). Default 60s.'),
+        checkpoint_every: z.number().int().min(1).default(1000).describe('…and at least every this many records per stream. Default 1000.'),
+        signing_key: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('PEM Ed25519 private key that signs checkpoints. Default: generated on first start in <data_dir>/audit-keys/ (keep audit-signing.pub to verify).'),
+        max_queue: z.number().int().min(100).default(10000).describe('Most records waiting to be written; beyond it new requests are refused with 503 audit_unavailable.'),
+      })
+      .strict()
+      .default({ flush: 'interval', flush_interval: 100, checkpoint_interval: 60000, checkpoint_every: 1000, max_queue: 10000 })
+      .describe('The tamper-evident audit trail: one hash-chained record per decision, a combined stream and one stream per partner, signed checkpoints. A request that cannot be recorded is not forwarded.'),
     ops: z
       .object({
         address: z.string().min(1).default('127.0.0.1').describe('Address of the ops listener (/livez, /readyz). Loopback by default.'),

@@ -189,6 +189,18 @@ export interface Snapshot {
   readonly shutdownDelayMs: number;
   readonly drainTimeoutMs: number;
   readonly ops: { readonly address: string; readonly port: number };
+  readonly audit: {
+    /** Absolute folder of the trail. */
+    readonly dir: string;
+    readonly flush: 'interval' | 'os';
+    readonly flushIntervalMs: number;
+    readonly checkpointIntervalMs: number;
+    readonly checkpointEvery: number;
+    /** Absolute path of the configured signing key, or null to use the generated one in keyDir. */
+    readonly signingKeyPath: string | null;
+    readonly keyDir: string;
+    readonly maxQueue: number;
+  };
   readonly listeners: readonly CompiledListener[];
   readonly upstreams: ReadonlyMap<string, CompiledUpstream>;
   readonly routes: readonly CompiledRoute[];

@@ -1,0 +1,50 @@
+/**
+ * The on-disk format of the tamper-evident audit trail — the contract between the writer
+ * (`trail.ts`) and `portcullis audit verify` / `audit query`.
+ *
+ * A trail is a folder of streams, one JSON-lines file each:
+ *   <dir>/combined.jsonl            every record
+ *   <dir>/partners/<partner>.jsonl  the records of one partner (its own chain)
+ *
+ * Every line is a JSON object (ECS field names) carrying `portcullis.chain`:
+ *   { stream, seq, prev, hash }
+ * - `stream`: `combined` or `partner/<id>`;
+ * - `seq`: 1, 2, 3, … without gaps within a stream, continuing across restarts;
+ * - `prev`: the `hash` of the previous line of the stream (GENESIS_HASH for seq 1);
+ * - `hash`: hex SHA-256 of `prev + "\n" + canonicalJson(line without portcullis.chain.hash)`.
+ *
+ * Checkpoint lines are chained like any other line, with `event.action: "audit.checkpoint"` and
+ * `portcullis.checkpoint: { key_id, alg: "Ed25519", signature }` where the signature (base64url)
+ * covers `checkpointMessage(stream, seq, prev)` — i.e. it vouches for every line before it.
+ */
+import { createHash } from 'node:crypto';
+import { canonicalJson } from '../config/config-hash.ts';
+
+export const GENESIS_HASH = '0'.repeat(64);
+export const COMBINED_STREAM = 'combined';
+export const CHECKPOINT_ACTION = 'audit.checkpoint';
+
+export interface ChainFields {
+  readonly stream: string;
+  readonly seq: number;
+  readonly prev: string;
+  readonly hash: string;
+}
+
+export function partnerStream(partnerId: string): string {
+  return `partner/${partnerId}`;
+}
+
+/** Relative file path of a stream inside the trail folder. */
+export function streamFile(stream: string): string {
+  return stream === COMBINED_STREAM ? 'combined.jsonl' : `partners/${stream.slice('partner/'.length)}.jsonl`;
+}
+
+/** The hash of a line whose `portcullis.chain` holds stream, seq and prev (and no hash yet). */
+export function lineHash(prev: string, lineWithoutHash: object): string {
+  return createHash('sha256').update(prev).update('\n').update(canonicalJson(lineWithoutHash)).digest('hex');
+}
+
+export function checkpointMessage(stream: string, seq: number, prev: string): string {
+  return `portcullis-audit-checkpoint\n${stream}\n${seq}\n${prev}`;
+}
