@@ -268,6 +268,8 @@ async function main(argv: string[]): Promise<number> {
         for (const extra of checks) {
           const check = await httpGet(started.url, { ...headersOf(started), ...extra });
           if (check.status !== 200 || check.body !== upstream.body) {
+            // The decision record is written when the exchange is over: give it a moment.
+            if (check.status !== 200 && started.diagnose) await new Promise((resolve) => setTimeout(resolve, 300));
             const why = check.status !== 200 ? started.diagnose?.() : undefined;
             throw new Error(`GET ${started.url} answered ${check.status} ${JSON.stringify(check.body.slice(0, 200))}, not 200 with the upstream body${why ? `; ${why}` : ''}`);
           }
@@ -368,7 +370,7 @@ async function main(argv: string[]): Promise<number> {
     const note = row.reason ? ` — ${row.status}: ${row.reason}` : '';
     log(`  ${row.target}: ${row.description}${note}`);
   }
-  if (rows.some((row) => (row.summary?.errors ?? 0) > 0)) log('  (!) some responses were errors (non-2xx or socket errors): that row is not a valid measurement');
+  if (rows.some((row) => (row.summary?.errors ?? 0) > 0)) log('  (!) socket errors (connect, read, write or timeout) in that row: it is not a valid measurement');
   const noisy = rows.filter((row) => row.summary && Math.max(row.summary.serverCoreOther, row.summary.loadCoreOther, row.summary.steal) > 5);
   if (noisy.length) {
     log(`  note: other processes or the hypervisor took > 5% of a pinned core during ${noisy.map((r) => r.target).join(', ')}: those figures are noisy; run again on a quiet machine`);

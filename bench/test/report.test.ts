@@ -90,3 +90,51 @@ test('a skipped target gets a "not measured" verdict', () => {
   summarise(table);
   assert.deepEqual(verdicts(table), ['portcullis-plain: not measured: portcullis-plain skipped (src/cli/commands/serve.ts does not exist yet)']);
 });
+
+/** portcullis-plain (6,000 req/s, 80 µs/req), a JWT row with a cost budget, an uncached one compared only. */
+function jwtRows(jwtRps: number, uncachedRps: number): Row[] {
+  const table = rows([6000, 6000, 6000], 10);
+  table.push(
+    {
+      target: 'portcullis-jwt-es256',
+      description: '',
+      status: 'ok',
+      baseline: false,
+      goal: { against: 'portcullis-plain', minThroughputRatio: 0.75, lowerP99: false },
+      cpuOf: 'gateway',
+      samples: [sample(1, jwtRps, 12, 100)],
+    },
+    {
+      target: 'portcullis-jwt-es256-uncached',
+      description: '',
+      status: 'ok',
+      baseline: false,
+      compare: 'portcullis-plain',
+      cpuOf: 'gateway',
+      samples: [sample(1, uncachedRps, 30, 300)],
+    },
+  );
+  summarise(table);
+  return table;
+}
+
+test('a goal below 1× is a cost budget: MET when the row keeps at least that share', () => {
+  const lines = verdicts(jwtRows(4800, 2400));
+  assert.equal(
+    lines[1],
+    'portcullis-jwt-es256: 0.80× portcullis-plain throughput (costs 20%; target ≥ 0.75×, a cost of at most 25%), CPU 100.0 vs 80.0 µs/req, p99 12.00 ms vs 10.00 ms: MET',
+  );
+  assert.equal(
+    lines[2],
+    'portcullis-jwt-es256-uncached: 0.40× portcullis-plain throughput (costs 60%), CPU 300.0 vs 80.0 µs/req, p99 30.00 ms vs 10.00 ms: no target, reported only',
+  );
+  assert.match(verdicts(jwtRows(4200, 2400))[1]!, /0\.70× .*costs 30%.*: NOT MET$/);
+});
+
+test('a failed row gets a "not measured" line against its comparison too', () => {
+  const table = jwtRows(4800, 2400);
+  table[3]!.status = 'failed';
+  table[3]!.reason = '12 non-2xx/3xx responses in round 1';
+  delete table[3]!.summary;
+  assert.equal(verdicts(table)[2], 'portcullis-jwt-es256-uncached: not measured: portcullis-jwt-es256-uncached failed (12 non-2xx/3xx responses in round 1)');
+});

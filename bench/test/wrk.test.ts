@@ -60,3 +60,16 @@ test('builds the wrk command line with headers last before the URL', () => {
     'http://127.0.0.1:1/bench/hello',
   ]);
 });
+
+test('a wrk script goes before the URL, its arguments after "--"', () => {
+  const args = wrkArgs({
+    url: 'http://127.0.0.1:1/bench/hello',
+    headers: { Host: 'localhost' },
+    cpu: 0,
+    threads: 2,
+    connections: 50,
+    seconds: 3,
+    script: { path: '/b/rotate-tokens.lua', args: ['2', '/t/tokens.txt', '/t/tokens.position'] },
+  });
+  assert.deepEqual(args.slice(4), ['-H', 'Host: localhost', '-s', '/b/rotate-tokens.lua', 'http://127.0.0.1:1/bench/hello', '--', '2', '/t/tokens.txt', '/t/tokens.position']);
+});

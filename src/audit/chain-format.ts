@@ -23,6 +23,15 @@ import { canonicalJson } from '../config/config-hash.ts';
 export const GENESIS_HASH = '0'.repeat(64);
 export const COMBINED_STREAM = 'combined';
 export const CHECKPOINT_ACTION = 'audit.checkpoint';
+/** The writer's note that a torn final line (a crash mid-write) was truncated on restart. */
+export const RECOVERED_ACTION = 'audit.recovered';
+/**
+ * Bounds of one line, shared by the writer (which refuses a record that would break them) and
+ * `audit verify` (which reads lines as untrusted input): bytes of a line without its newline;
+ * containers nested (the line itself is depth 1); members of one object or elements of one array.
+ */
+export const MAX_LINE_BYTES = 1024 * 1024;
+export const LINE_LIMITS = Object.freeze({ maxDepth: 16, maxMembers: 512 });
 
 export interface ChainFields {
   readonly stream: string;

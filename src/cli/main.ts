@@ -12,6 +12,7 @@ const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   demo: () => import('./commands/demo.ts'),
   explain: () => import('./commands/explain.ts'),
   apikey: () => import('./commands/apikey.ts'),
+  audit: () => import('./commands/audit.ts'),
 };
 
 const SUMMARIES: Record<string, string> = {
@@ -21,6 +22,7 @@ const SUMMARIES: Record<string, string> = {
   demo: 'Start a local demo: dev PKI, sample upstream, gateway, and curl commands to try',
   explain: 'Explain why a partner request would be allowed or denied',
   apikey: 'Create a legacy API key for a partner (shown once, stored as a hash)',
+  audit: 'Verify the tamper-evident audit trail, or query it (verify | query)',
 };
 
 function mainHelp(): string {

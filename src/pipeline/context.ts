@@ -43,6 +43,8 @@ export interface RequestContext {
   readonly pools: ReadonlyMap<string, UpstreamPool>;
   /** Credential checkers of that snapshot. */
   readonly checkers: CredentialCheckers;
+  /** Whether the audit trail accepts records right now. */
+  readonly auditHealthy: () => boolean;
   readonly listener: CompiledListener;
   readonly req: DownstreamRequest;
   readonly res: DownstreamResponse;

@@ -16,6 +16,7 @@ import type { CredentialCheckers } from '../authn/runtime.ts';
 import { serveResourceMetadata } from './resource-metadata.ts';
 import type { Reason } from '../errors.ts';
 import type { DecisionLog } from '../audit/decision-log.ts';
+import type { AuditTrail } from '../audit/trail.ts';
 import { log } from '../log.ts';
 import { ingress } from './ingress.ts';
 import { routing } from './routing.ts';
@@ -48,6 +49,8 @@ export interface PipelineGeneration {
 
 export interface PipelineHooks {
   readonly decisionLog: DecisionLog;
+  /** The tamper-evident trail: every decision is appended to it as well. */
+  readonly auditTrail: AuditTrail;
   /** Called once per request when it starts and when its record is written (drain tracking). */
   readonly onStart: () => void;
   readonly onEnd: () => void;
@@ -72,6 +75,7 @@ export function handleRequest(
     snapshot: generation.snapshot,
     pools: generation.pools,
     checkers: generation.checkers,
+    auditHealthy: () => hooks.auditTrail.healthy(),
     listener,
     req,
     res,
@@ -129,6 +133,11 @@ async function run(ctx: RequestContext): Promise<void> {
       return;
     }
   }
+  // AU-04: a request the trail cannot record is not forwarded (the public zone's anonymous
+  // routes excepted: they carry no identity to account for).
+  if (ctx.route?.auth === 'required' && !ctx.auditHealthy()) {
+    return refuse(ctx, { reason: 'audit.unavailable', detail: 'the audit trail is not accepting records', headers: { 'retry-after': '5' } });
+  }
   const refusal = await proxy(ctx);
   if (refusal) refuse(ctx, refusal);
 }
@@ -140,7 +149,13 @@ function refuse(ctx: RequestContext, refusal: NonNullable<StageOutcome>): void {
 
 /** Runs once per request, when the response is complete or the connection went away. */
 function finish(ctx: RequestContext, hooks: PipelineHooks): void {
-  hooks.decisionLog.write(decisionRecord(ctx, outcomeOf(ctx), process.hrtime.bigint()));
+  const record = decisionRecord(ctx, outcomeOf(ctx), process.hrtime.bigint());
+  hooks.decisionLog.write(record);
+  if (!hooks.auditTrail.append(record, ctx.principal?.partner.id ?? null)) {
+    // Only reachable when the trail failed after this request was let through; the record is in
+    // the decision log, and the operator is told which one is missing from the chain.
+    log('error', 'audit.record_not_chained', { request_id: ctx.requestId });
+  }
   hooks.onEnd();
 }
 

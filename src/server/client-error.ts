@@ -9,6 +9,7 @@ import type { RefusalReason } from '../errors.ts';
 import type { DecisionInput } from '../pipeline/context.ts';
 import { problemBody } from '../pipeline/respond.ts';
 import { decisionRecord } from '../pipeline/audit.ts';
+import { log } from '../log.ts';
 import type { PipelineGeneration, PipelineHooks } from '../pipeline/pipeline.ts';
 import type { CompiledListener } from '../config/snapshot.ts';
 
@@ -41,7 +42,7 @@ export function answerClientError(
   socket: Socket,
   generation: PipelineGeneration,
   listener: CompiledListener,
-  hooks: Pick<PipelineHooks, 'decisionLog'>,
+  hooks: Pick<PipelineHooks, 'decisionLog' | 'auditTrail'>,
 ): void {
   const reason = clientErrorReason(error);
   if (reason === null || !socket.writable) {
@@ -85,7 +86,7 @@ export function answerClientError(
     upstreamStartedAt: null,
     upstreamHeadersAt: null,
   };
-  hooks.decisionLog.write(
-    decisionRecord(input, { reason, decision: 'deny', status, detail: `${error.code ?? 'error'}: ${error.message}`.slice(0, 200) }, now),
-  );
+  const record = decisionRecord(input, { reason, decision: 'deny', status, detail: `${error.code ?? 'error'}: ${error.message}`.slice(0, 200) }, now);
+  hooks.decisionLog.write(record);
+  if (!hooks.auditTrail.append(record, null)) log('error', 'audit.record_not_chained', { request_id: requestId });
 }

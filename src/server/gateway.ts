@@ -16,6 +16,7 @@ import type { ConfigIssue } from '../config/issues.ts';
 import type { Snapshot, CompiledListener } from '../config/snapshot.ts';
 import type { Zone } from '../config/schema.ts';
 import { openDecisionLog } from '../audit/decision-log.ts';
+import { openAuditTrail } from '../audit/trail.ts';
 import type { DecisionLog } from '../audit/decision-log.ts';
 import { log, setLogListener } from '../log.ts';
 import type { LogListener } from '../log.ts';
@@ -80,6 +81,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     checkers: await authn.prepare(loaded.snapshot),
   };
   let decisionLog: DecisionLog = openDecisionLog(loaded.snapshot.decisionLog);
+  const auditSettings = loaded.snapshot.audit;
+  const auditTrail = await openAuditTrail(auditSettings);
   const listeners = new Map<string, BoundListener>();
   let ops: OpsServer | null = null;
   let starting = true;
@@ -93,6 +96,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     get decisionLog() {
       return decisionLog;
     },
+    auditTrail,
     onStart: () => {
       inFlight++;
     },
@@ -146,6 +150,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       { name: 'config', ok: () => generation.snapshot !== null },
       { name: 'listeners', ok: () => !starting && listeners.size === generation.snapshot.listeners.length },
       { name: 'issuer-keys', ok: () => authn.keysReady(generation.snapshot) },
+      { name: 'audit', ok: () => auditTrail.healthy() },
       { name: 'not-draining', ok: () => !draining },
     ]);
   } catch (error) {
@@ -153,6 +158,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     for (const entry of generation.pools.values()) await entry.pool.destroy();
     generation.checkers.close();
     authn.close();
+    await auditTrail.close();
     decisionLog.close();
     throw error;
   }
@@ -242,6 +248,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       setTimeout(() => old.close(), 100).unref();
     }
     for (const warning of snapshot.warnings) log('warn', 'config.insecure_option', { message: warning });
+    if (JSON.stringify(snapshot.audit) !== JSON.stringify(auditSettings)) {
+      log('warn', 'audit.settings_need_restart', { message: 'audit settings changed; the running trail keeps its settings until the next start' });
+    }
     onSwap?.(snapshot);
     log('info', 'config.reloaded', { config_hash: snapshot.hash, previous_hash: previous.snapshot.hash });
     return { ok: true, changed: true, hash: snapshot.hash };
@@ -318,6 +327,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     await ops?.close();
     generation.checkers.close();
     authn.close();
+    await auditTrail.close();
     decisionLog.close();
     log('info', 'gateway.stopped', {});
   }

@@ -1,0 +1,342 @@
+/**
+ * The tamper-evident audit trail (issue 6, SECURITY.md §2.13 AU-01..AU-04): every decision
+ * record is hash-chained into the combined stream and, when a partner is known, into that
+ * partner's own stream; signed checkpoints vouch for everything before them. The on-disk
+ * format is `chain-format.ts`.
+ *
+ * The request path only queues (`append` is synchronous); a timer writes the queue every
+ * `flushIntervalMs` with one write per stream, and `datasync`s it when `flush` is `interval`,
+ * so a crash loses at most one interval. Nothing is dropped silently: a record that cannot be
+ * queued makes `append` return false (the caller refuses the request: AU-04 fail closed), and a
+ * failed write keeps its lines, in order, and retries with backoff while the trail reports
+ * itself unhealthy.
+ */
+import { mkdir, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { log } from '../log.ts';
+import {
+  CHECKPOINT_ACTION,
+  COMBINED_STREAM,
+  LINE_LIMITS,
+  MAX_LINE_BYTES,
+  RECOVERED_ACTION,
+  checkpointMessage,
+  partnerStream,
+} from './chain-format.ts';
+import { loadCheckpointSigner } from './signing-key.ts';
+import { FOLDER_MODE, StreamWriter, isPartnerId } from './stream-writer.ts';
+
+/** Room left on a line for `portcullis.chain` (stream name, seq, two hashes). */
+const CHAIN_FIELDS_BYTES = 512;
+const RETRY_MIN_MS = 250;
+const RETRY_MAX_MS = 5000;
+const PARTNER_FILE_SUFFIX = '.jsonl';
+
+export interface AuditTrailOptions {
+  readonly dir: string;
+  readonly flush: 'interval' | 'os';
+  readonly flushIntervalMs: number;
+  readonly checkpointIntervalMs: number;
+  readonly checkpointEvery: number;
+  readonly signingKeyPath: string | null;
+  readonly keyDir: string;
+  readonly maxQueue: number;
+  readonly now?: () => Date;
+}
+
+export interface AuditTrail {
+  /** Queues a record for the combined stream and, when partnerId is set, that partner's stream. Synchronous and cheap (the request path calls it). Returns false when it cannot be accepted (queue full, or the sink is failing): the caller refuses the request (503 audit_unavailable) — nothing is ever dropped silently. */
+  append(record: object, partnerId: string | null): boolean;
+  /** False while the sink is failing or the queue is full. */
+  healthy(): boolean;
+  /** Writes (and, for `interval`, fsyncs) everything queued. Rejects when something could not be written (it stays queued for the retry). */
+  flush(): Promise<void>;
+  /** flush, then a final checkpoint on every stream that has unsigned lines; closes the files. Rejects, naming what was lost, when that cannot be written. */
+  close(): Promise<void>;
+  readonly keyId: string;
+  readonly publicKeyPem: string;
+  /** `queued`: records accepted and not yet on disk in all their streams; `lastError`: the most recent write error, kept after recovery. */
+  stats(): { queued: number; written: number; failedWrites: number; lastError: string | null };
+}
+
+interface QueuedRecord {
+  readonly body: Record<string, unknown>;
+  readonly partnerId: string | null;
+}
+
+export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditTrail> {
+  for (const name of ['flushIntervalMs', 'checkpointIntervalMs', 'checkpointEvery', 'maxQueue'] as const) {
+    if (!Number.isSafeInteger(options[name]) || options[name] < 1) throw new TypeError(`audit trail: ${name} must be a positive integer`);
+  }
+  const now = options.now ?? (() => new Date());
+  const sync = options.flush === 'interval';
+  const signer = await loadCheckpointSigner(options);
+  const streams = await recoverStreams(options.dir, now, sync);
+
+  let queue: QueuedRecord[] = [];
+  /** Records taken off the queue whose lines are not on disk in every stream yet. */
+  let inFlight = 0;
+  let written = 0;
+  let failedWrites = 0;
+  let consecutiveFailures = 0;
+  let lastError: string | null = null;
+  let failing = false;
+  let queueFull = false;
+  let closing: Promise<void> | null = null;
+  let timer: NodeJS.Timeout | null = null;
+  let cycles: Promise<void> = Promise.resolve();
+
+  const streamFor = (name: string): StreamWriter => {
+    let writer = streams.get(name);
+    if (writer === undefined) {
+      writer = new StreamWriter(options.dir, name);
+      streams.set(name, writer);
+    }
+    return writer;
+  };
+
+  const checkpoint = (writer: StreamWriter, at: Date): void => {
+    // The signature covers this line's own seq and prev, so it vouches for every line before it.
+    const signature = signer.sign(checkpointMessage(writer.stream, writer.seq + 1, writer.prev));
+    writer.chain(
+      {
+        '@timestamp': at.toISOString(),
+        event: { kind: 'event', action: CHECKPOINT_ACTION, outcome: 'success' },
+        portcullis: { checkpoint: { key_id: signer.keyId, alg: 'Ed25519', signature } },
+      },
+      null,
+      true,
+      at.getTime(),
+    );
+  };
+
+  /** One pass: chain the queue into its streams, add the checkpoints that are due, write. */
+  const cycle = async (final: boolean): Promise<void> => {
+    const at = now();
+    const atMs = at.getTime();
+    const batch = queue;
+    queue = [];
+    inFlight += batch.length;
+    for (const { body, partnerId } of batch) {
+      const targets = partnerId === null ? [COMBINED_STREAM] : [COMBINED_STREAM, partnerStream(partnerId)];
+      let remaining = targets.length;
+      const done = (): void => {
+        remaining -= 1;
+        if (remaining === 0) {
+          inFlight -= 1;
+          written += 1;
+        }
+      };
+      for (const target of targets) {
+        const writer = streamFor(target);
+        writer.chain(body, done, false, atMs);
+        if (writer.unsigned >= options.checkpointEvery) checkpoint(writer, at);
+      }
+    }
+    for (const writer of streams.values()) {
+      const due = writer.firstUnsignedAt !== null && (final || atMs - writer.firstUnsignedAt >= options.checkpointIntervalMs);
+      if (writer.unsigned > 0 && due) checkpoint(writer, at);
+    }
+    const results = await Promise.all(
+      [...streams.values()]
+        .filter((writer) => writer.pendingLines > 0 || writer.needsSync)
+        .map((writer) => writer.writePending(sync).then(() => null, (error: unknown) => ({ writer, error }))),
+    );
+    const failures = results.filter((result) => result !== null);
+    if (failures.length > 0) {
+      failedWrites += failures.length;
+      consecutiveFailures += 1;
+      lastError = `${failures[0]!.writer.stream}: ${String(failures[0]!.error)}`;
+      if (!failing) {
+        failing = true;
+        log('error', 'audit.write_failed', {
+          streams: failures.map((failure) => failure.writer.stream),
+          error: String(failures[0]!.error),
+          records_waiting: queue.length + inFlight,
+        });
+      }
+    } else if (failing) {
+      failing = false;
+      log('info', 'audit.recovered', { failed_attempts: consecutiveFailures, records_written: written });
+      consecutiveFailures = 0;
+    } else {
+      consecutiveFailures = 0;
+    }
+    if (queueFull && queue.length + inFlight < options.maxQueue) {
+      queueFull = false;
+      log('info', 'audit.queue_available', { max_queue: options.maxQueue });
+    }
+  };
+
+  // Cycles never overlap: each waits for the one before it, so lines reach a file in chain order.
+  const runCycle = (final = false): Promise<void> => {
+    const next = cycles.then(() => cycle(final));
+    cycles = next.catch(() => undefined);
+    return next;
+  };
+
+  const schedule = (): void => {
+    if (closing !== null) return;
+    const delay = failing ? Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** (consecutiveFailures - 1)) : options.flushIntervalMs;
+    timer = setTimeout(() => {
+      timer = null;
+      runCycle().then(schedule, (error: unknown) => {
+        log('error', 'audit.cycle_failed', { error: String(error) });
+        schedule();
+      });
+    }, delay);
+    // The trail must never keep the process alive on its own; close() writes what is left.
+    timer.unref();
+  };
+  schedule();
+
+  const unwrittenError = (what: string): Error =>
+    new Error(`audit trail: ${queue.length + inFlight} record(s) ${what}: ${lastError ?? 'unknown error'}`);
+
+  const refuse = (reason: string): false => {
+    log('error', 'audit.record_refused', { reason });
+    return false;
+  };
+
+  return {
+    keyId: signer.keyId,
+    publicKeyPem: signer.publicKeyPem,
+
+    append(record, partnerId) {
+      if (closing !== null || failing) return false;
+      if (queue.length + inFlight >= options.maxQueue) {
+        if (!queueFull) {
+          queueFull = true;
+          log('error', 'audit.queue_full', { max_queue: options.maxQueue });
+        }
+        return false;
+      }
+      // Partner ids come from validated config; anything else could name a file outside partners/.
+      if (partnerId !== null && !isPartnerId(partnerId)) return refuse('partner id is not a valid id');
+      const body = snapshotOf(record);
+      if (typeof body === 'string') return refuse(body);
+      // `audit verify` pairs partner and combined streams by the record's own partner id: a
+      // record filed under another partner than it names would read as tampering.
+      const named = ((body['portcullis'] as { partner?: { id?: unknown } } | undefined)?.partner?.id) ?? null;
+      if (named !== partnerId) return refuse(`record names partner ${JSON.stringify(named)} but was appended for ${JSON.stringify(partnerId)}`);
+      queue.push({ body, partnerId });
+      return true;
+    },
+
+    healthy() {
+      return closing === null && !failing && queue.length + inFlight < options.maxQueue;
+    },
+
+    async flush() {
+      await runCycle();
+      if (failing) throw unwrittenError('are waiting to be written');
+    },
+
+    close() {
+      closing ??= (async () => {
+        if (timer !== null) clearTimeout(timer);
+        timer = null;
+        await runCycle(true);
+        const lost = failing ? unwrittenError('could not be written before closing') : null;
+        await Promise.all([...streams.values()].map((writer) => writer.close()));
+        if (lost !== null) {
+          log('error', 'audit.records_lost', { error: lost.message });
+          throw lost;
+        }
+      })();
+      return closing;
+    },
+
+    stats() {
+      return { queued: queue.length + inFlight, written, failedWrites, lastError };
+    },
+  };
+}
+
+/**
+ * A private copy of the record as JSON will store it (so the hash covers exactly what a verifier
+ * parses back, and later changes by the caller cannot reach the trail), or why it is refused.
+ */
+function snapshotOf(record: object): Record<string, unknown> | string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(record);
+  } catch (error) {
+    return `record is not serializable: ${(error as Error).message}`;
+  }
+  if (text === undefined || !text.startsWith('{')) return 'record is not a JSON object';
+  // A line `audit verify` would refuse to read is never written (chain-format.ts limits).
+  if (Buffer.byteLength(text) > MAX_LINE_BYTES - CHAIN_FIELDS_BYTES) return `record is longer than ${MAX_LINE_BYTES - CHAIN_FIELDS_BYTES} bytes`;
+  const fields = JSON.parse(text) as Record<string, unknown>;
+  const portcullis = fields['portcullis'];
+  if (portcullis !== undefined && (portcullis === null || typeof portcullis !== 'object' || Array.isArray(portcullis))) {
+    return 'record.portcullis is not an object';
+  }
+  // `portcullis.chain` adds one member to `portcullis`.
+  if (portcullis !== undefined && Object.keys(portcullis).length >= LINE_LIMITS.maxMembers) return `record.portcullis has ${LINE_LIMITS.maxMembers} members or more`;
+  const tooComplex = exceedsLineLimits(fields, 1);
+  if (tooComplex !== null) return tooComplex;
+  // Checkpoints and recovery notes are the writer's own lines; a record cannot pose as one.
+  const action = (fields['event'] as { action?: unknown } | undefined)?.action;
+  if (action === CHECKPOINT_ACTION || action === RECOVERED_ACTION) return `event.action "${String(action)}" is reserved for the trail`;
+  return fields;
+}
+
+/** Why `value` (a container at `depth`, the line being depth 1) breaks LINE_LIMITS, or null. */
+function exceedsLineLimits(value: unknown, depth: number): string | null {
+  if (value === null || typeof value !== 'object') return null;
+  if (depth > LINE_LIMITS.maxDepth) return `record nests deeper than ${LINE_LIMITS.maxDepth} levels`;
+  const children = Array.isArray(value) ? value : Object.values(value);
+  if (children.length > LINE_LIMITS.maxMembers) return `record has an object or array of more than ${LINE_LIMITS.maxMembers} members`;
+  for (const child of children) {
+    const problem = exceedsLineLimits(child, depth + 1);
+    if (problem !== null) return problem;
+  }
+  return null;
+}
+
+/**
+ * Opens the streams already on disk (combined plus every `partners/<id>.jsonl`), continues
+ * their chains, notes a torn final line as an `audit.recovered` line, and makes any line left
+ * unsigned by the previous run due for a checkpoint at the first cycle.
+ */
+async function recoverStreams(
+  dir: string,
+  now: () => Date,
+  sync: boolean,
+): Promise<Map<string, StreamWriter>> {
+  const partnersDir = join(dir, 'partners');
+  await mkdir(partnersDir, { recursive: true, mode: FOLDER_MODE });
+  const names = [COMBINED_STREAM];
+  for (const entry of await readdir(partnersDir, { withFileTypes: true })) {
+    const id = entry.name.endsWith(PARTNER_FILE_SUFFIX) ? entry.name.slice(0, -PARTNER_FILE_SUFFIX.length) : null;
+    if (entry.isFile() && id !== null && isPartnerId(id)) names.push(partnerStream(id));
+    else log('warn', 'audit.unknown_file', { path: join(partnersDir, entry.name) });
+  }
+  const streams = new Map<string, StreamWriter>();
+  for (const name of names) {
+    const writer = new StreamWriter(dir, name);
+    const tail = await writer.recover();
+    streams.set(name, writer);
+    if (!tail.endsSigned) {
+      writer.unsigned = 1;
+      writer.firstUnsignedAt = Number.NEGATIVE_INFINITY;
+    }
+    if (tail.discardedBytes === 0) continue;
+    log('warn', 'audit.torn_line_discarded', { stream: name, path: writer.path, discarded_bytes: tail.discardedBytes });
+    const at = now();
+    writer.chain(
+      {
+        '@timestamp': at.toISOString(),
+        event: { kind: 'event', action: RECOVERED_ACTION, outcome: 'success' },
+        message: `discarded ${tail.discardedBytes} byte(s) of a torn final line (a write cut short by a crash)`,
+        portcullis: { recovered: { discarded_bytes: tail.discardedBytes } },
+      },
+      null,
+      false,
+      at.getTime(),
+    );
+    await writer.writePending(sync);
+  }
+  return streams;
+}
