@@ -3,7 +3,7 @@
 // trail cannot record is not forwarded.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, readdir } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { startHarness } from '../helpers/harness.ts';
@@ -40,6 +40,10 @@ partners:
   - id: globex
     agreement: { id: AGR-2, expires: 2099-12-31 }
     credentials: [{ id: globex-idp, type: jwt, issuer: idp, client_id: globex }]
+    grants: [{ api: orders, scopes: [orders:read] }]
+  - id: umbrella
+    agreement: { id: AGR-3, expires: 2099-12-31 }
+    credentials: [{ id: umbrella-idp, type: jwt, issuer: idp, client_id: umbrella }]
     grants: [{ api: orders, scopes: [orders:read] }]
 `;
 
@@ -78,4 +82,34 @@ test('every decision is in the combined stream and in its partner\'s stream, and
   const publicKeyPem = await readFile(join(h.dir, '.portcullis', 'audit-keys', 'audit-signing.pub'), 'utf8');
   const report = await verifyTrail(trail, { publicKeyPem });
   assert.equal(report.ok, true, JSON.stringify(report, null, 1));
+});
+
+test('when the trail cannot write, authenticated requests are refused with 503 until it recovers; nothing is lost', async () => {
+  const trail = join(h.dir, 'trail');
+  // A real write failure: a folder sits where umbrella's stream file must be created.
+  await mkdir(join(trail, 'partners', 'umbrella.jsonl'));
+  assert.equal(await call('umbrella'), 200, 'accepted into the queue while the trail was healthy');
+  let status = 200;
+  for (let i = 0; i < 50 && status === 200; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    status = await call('acme');
+  }
+  assert.equal(status, 503, 'refused once the trail failed');
+  const ready = await request(`${h.gateway.addresses().ops}/readyz?verbose`);
+  assert.equal(ready.statusCode, 503);
+  assert.match(await ready.body.text(), /\[-\]audit failed/);
+  assert.ok(h.logLines.some((line) => line.event === 'audit.write_failed'));
+
+  await rm(join(trail, 'partners', 'umbrella.jsonl'), { recursive: true });
+  for (let i = 0; i < 120 && status !== 200; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    status = await call('acme');
+  }
+  assert.equal(status, 200, 'serving again once the trail recovered');
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const umbrella = (await readFile(join(trail, 'partners', 'umbrella.jsonl'), 'utf8')).split('\n').filter(Boolean).map((line) => JSON.parse(line));
+  assert.equal(umbrella.filter((line) => line.event.action === 'gateway.request').length, 1, 'the record queued during the failure was written, not dropped');
+  const publicKeyPem = await readFile(join(h.dir, '.portcullis', 'audit-keys', 'audit-signing.pub'), 'utf8');
+  const report = await verifyTrail(trail, { publicKeyPem });
+  assert.equal(report.ok, true, JSON.stringify(report.streams.filter((stream) => !stream.ok)));
 });
