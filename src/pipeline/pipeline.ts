@@ -17,6 +17,7 @@ import { serveResourceMetadata } from './resource-metadata.ts';
 import type { Reason } from '../errors.ts';
 import type { DecisionLog } from '../audit/decision-log.ts';
 import type { AuditTrail } from '../audit/trail.ts';
+import type { GatewayMetrics } from '../observability/metrics.ts';
 import { log } from '../log.ts';
 import { ingress } from './ingress.ts';
 import { routing } from './routing.ts';
@@ -51,6 +52,8 @@ export interface PipelineHooks {
   readonly decisionLog: DecisionLog;
   /** The tamper-evident trail: every decision is appended to it as well. */
   readonly auditTrail: AuditTrail;
+  /** Observes each request once, from its decision record's data (src/observability/metrics.ts). */
+  readonly metrics: Pick<GatewayMetrics, 'observeRequest'>;
   /** Called once per request when it starts and when its record is written (drain tracking). */
   readonly onStart: () => void;
   readonly onEnd: () => void;
@@ -149,13 +152,17 @@ function refuse(ctx: RequestContext, refusal: NonNullable<StageOutcome>): void {
 
 /** Runs once per request, when the response is complete or the connection went away. */
 function finish(ctx: RequestContext, hooks: PipelineHooks): void {
-  const record = decisionRecord(ctx, outcomeOf(ctx), process.hrtime.bigint());
+  const outcome = outcomeOf(ctx);
+  const endedAt = process.hrtime.bigint();
+  const record = decisionRecord(ctx, outcome, endedAt);
   hooks.decisionLog.write(record);
   if (!hooks.auditTrail.append(record, ctx.principal?.partner.id ?? null)) {
     // Only reachable when the trail failed after this request was let through; the record is in
     // the decision log, and the operator is told which one is missing from the chain.
     log('error', 'audit.record_not_chained', { request_id: ctx.requestId });
   }
+  // After the record is safe: metrics come second to the audit.
+  hooks.metrics.observeRequest(ctx, outcome, endedAt);
   hooks.onEnd();
 }
 

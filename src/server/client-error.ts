@@ -42,7 +42,7 @@ export function answerClientError(
   socket: Socket,
   generation: PipelineGeneration,
   listener: CompiledListener,
-  hooks: Pick<PipelineHooks, 'decisionLog' | 'auditTrail'>,
+  hooks: Pick<PipelineHooks, 'decisionLog' | 'auditTrail' | 'metrics'>,
 ): void {
   const reason = clientErrorReason(error);
   if (reason === null || !socket.writable) {
@@ -86,7 +86,9 @@ export function answerClientError(
     upstreamStartedAt: null,
     upstreamHeadersAt: null,
   };
-  const record = decisionRecord(input, { reason, decision: 'deny', status, detail: `${error.code ?? 'error'}: ${error.message}`.slice(0, 200) }, now);
+  const outcome = { reason, decision: 'deny', status, detail: `${error.code ?? 'error'}: ${error.message}`.slice(0, 200) } as const;
+  const record = decisionRecord(input, outcome, now);
   hooks.decisionLog.write(record);
   if (!hooks.auditTrail.append(record, null)) log('error', 'audit.record_not_chained', { request_id: requestId });
+  hooks.metrics.observeRequest(input, outcome, now);
 }

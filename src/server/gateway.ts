@@ -31,6 +31,7 @@ import { answerClientError, clientErrorReason } from './client-error.ts';
 import { bindKeyOf, bindListener } from './listeners.ts';
 import type { BoundListener, ListenerHandlers } from './listeners.ts';
 import { startOpsServer } from './ops.ts';
+import { createMetrics } from '../observability/metrics.ts';
 import type { OpsServer } from './ops.ts';
 
 export interface GatewayOptions {
@@ -74,6 +75,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const loaded = await loadConfig(configPath, { env: options.env ?? process.env });
   if (!loaded.ok) throw new ConfigLoadError(loaded.issues);
 
+  // One registry per gateway, and one gateway per process (`portcullis serve`); created before
+  // the issuers' keys are fetched, so the first fetch is counted too.
+  const metrics = createMetrics({ snapshot: () => generation.snapshot, auditStats: () => auditTrail.stats() });
+  metrics.configLoaded(true, true);
   const authn = new AuthnRuntime(loaded.snapshot.dataDir);
   let generation: Generation = {
     snapshot: loaded.snapshot,
@@ -97,6 +102,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return decisionLog;
     },
     auditTrail,
+    metrics,
     onStart: () => {
       inFlight++;
     },
@@ -116,6 +122,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         res.destroy();
         return;
       }
+      metrics.requestStarted(name);
+      res.once('close', () => metrics.requestEnded(name));
       const ctx = handleRequest(current, spec, req, res, hooks);
       if (req.httpVersionMajor === 1) {
         activeBySocket.set(req.socket, ctx);
@@ -152,7 +160,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       { name: 'issuer-keys', ok: () => authn.keysReady(generation.snapshot) },
       { name: 'audit', ok: () => auditTrail.healthy() },
       { name: 'not-draining', ok: () => !draining },
-    ]);
+    ], metrics);
   } catch (error) {
     for (const bound of listeners.values()) await bound.stopAccepting();
     for (const entry of generation.pools.values()) await entry.pool.destroy();
@@ -160,6 +168,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     authn.close();
     await auditTrail.close();
     decisionLog.close();
+    metrics.close();
     throw error;
   }
   for (const warning of generation.snapshot.warnings) log('warn', 'config.insecure_option', { message: warning });
@@ -256,8 +265,20 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     return { ok: true, changed: true, hash: snapshot.hash };
   }
 
+  async function reloadAndCount(): Promise<ReloadResult> {
+    let result: ReloadResult;
+    try {
+      result = await reloadNow();
+    } catch (error) {
+      metrics.configLoaded(false);
+      throw error;
+    }
+    metrics.configLoaded(result.ok);
+    return result;
+  }
+
   function reload(): Promise<ReloadResult> {
-    reloading = reloading.then(reloadNow, reloadNow);
+    reloading = reloading.then(reloadAndCount, reloadAndCount);
     return reloading;
   }
 
@@ -329,6 +350,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     authn.close();
     await auditTrail.close();
     decisionLog.close();
+    metrics.close();
     log('info', 'gateway.stopped', {});
   }
 

@@ -1,7 +1,8 @@
 /**
  * The ops listener: `/livez` (the event loop answers), `/readyz` (a snapshot is active, the
- * listeners are bound, the gateway is not starting or draining). Loopback by default and never
- * on a data-plane port. `?verbose` lists the checks for humans; machines read the status.
+ * listeners are bound, the gateway is not starting or draining), `/metrics` (Prometheus text).
+ * Loopback by default and never on a data-plane port. `?verbose` lists the checks for humans;
+ * machines read the status.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,7 +19,13 @@ export interface OpsServer {
   close(): Promise<void>;
 }
 
-export async function startOpsServer(address: string, port: number, checks: readonly ReadinessCheck[]): Promise<OpsServer> {
+/** The Prometheus exposition (src/observability/metrics.ts). */
+export interface MetricsSource {
+  readonly contentType: string;
+  scrape(): Promise<string>;
+}
+
+export async function startOpsServer(address: string, port: number, checks: readonly ReadinessCheck[], metrics?: MetricsSource): Promise<OpsServer> {
   const server = http.createServer({ requireHostHeader: false }, (req, res) => {
     const url = new URL(req.url ?? '/', 'http://ops');
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -38,6 +45,13 @@ export async function startOpsServer(address: string, port: number, checks: read
           `\nreadyz check ${ready ? 'passed' : 'failed'}\n`
         : ready ? 'ok\n' : 'not ready\n';
       res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain', 'cache-control': 'no-store' }).end(body);
+      return;
+    }
+    if (url.pathname === '/metrics' && metrics) {
+      metrics.scrape().then(
+        (text) => res.writeHead(200, { 'content-type': metrics.contentType, 'cache-control': 'no-store' }).end(req.method === 'HEAD' ? undefined : text),
+        (error: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics unavailable: ${error instanceof Error ? error.message : String(error)}\n`),
+      );
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');

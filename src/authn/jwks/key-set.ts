@@ -28,6 +28,8 @@ import type { FetchedKeySet } from './fetch.ts';
 import { MAX_KEY_SET_AGE_MS, cacheFilePath, readCachedKeySet, writeCachedKeySet } from './disk-cache.ts';
 import { validateJwks } from './validate.ts';
 import type { JwksValidation } from './validate.ts';
+import { jwksFetchChannel } from '../../observability/channels.ts';
+import type { JwksFetchMessage } from '../../observability/channels.ts';
 
 export interface VerificationKey { readonly kid: string | undefined; readonly alg: string; readonly key: CryptoKey | KeyObject }
 
@@ -213,13 +215,16 @@ class IssuerKeySet implements ManagedKeySet {
       fetched = await fetchIssuerKeySet(this.#issuer, this.#agent);
     } catch (error) {
       if (this.#closed) return;
+      this.#published('error');
       this.#fail(error instanceof Error ? error.message : String(error), {});
       return;
     }
     if (this.#closed) return;
     const fetchedAt = this.#now();
     const installed = await this.#install(validateJwks(fetched.jwks, this.#issuer.algorithms), 'issuer', fetchedAt, fetched.url);
-    if (!installed || this.#closed) return;
+    if (this.#closed) return;
+    this.#published(installed ? 'success' : 'invalid');
+    if (!installed) return;
     this.#lastFetchAt = fetchedAt;
     this.#lastError = null;
     try {
@@ -281,6 +286,11 @@ class IssuerKeySet implements ManagedKeySet {
       removed: previousKids.filter((kid) => !index.kids.includes(kid)),
     });
     return true;
+  }
+
+  /** Tells `portcullis:jwks:fetch` subscribers (metrics) how a fetch from the issuer ended. */
+  #published(result: JwksFetchMessage['result']): void {
+    if (jwksFetchChannel.hasSubscribers) jwksFetchChannel.publish({ issuer: this.issuerId, result } satisfies JwksFetchMessage);
   }
 
   #fail(message: string, fields: Record<string, unknown>): void {

@@ -18,6 +18,7 @@
  */
 import { hash } from 'node:crypto';
 import type { VerifiedToken } from './verify.ts';
+import { TOKEN_CACHE_LOOKUP, tokenCacheLookupChannel } from '../../observability/channels.ts';
 
 export interface VerifiedTokenCacheOptions {
   /** Most entries kept (default 10,000). */
@@ -73,7 +74,10 @@ export class VerifiedTokenCache {
    */
   get(key: string, nowMs: number, currentGeneration: (issuerId: string) => number | undefined): VerifiedToken | undefined {
     const entry = this.#entries.get(key);
-    if (entry === undefined) return undefined;
+    if (entry === undefined) {
+      if (tokenCacheLookupChannel.hasSubscribers) tokenCacheLookupChannel.publish(TOKEN_CACHE_LOOKUP.miss);
+      return undefined;
+    }
     const leewayMs = entry.outcome.issuer.leewayMs;
     const fresh =
       nowMs < entry.deadlineMs &&
@@ -81,6 +85,7 @@ export class VerifiedTokenCache {
       entry.nbfMs <= nowMs + leewayMs &&
       currentGeneration(entry.outcome.issuer.id) === entry.generation;
     this.#entries.delete(key);
+    if (tokenCacheLookupChannel.hasSubscribers) tokenCacheLookupChannel.publish(fresh ? TOKEN_CACHE_LOOKUP.hit : TOKEN_CACHE_LOOKUP.stale);
     if (!fresh) return undefined;
     this.#entries.set(key, entry); // most recently used goes last
     return entry.outcome;
