@@ -348,7 +348,7 @@ async function main(argv: string[]): Promise<number> {
         }
         if (target.afterRun) {
           try {
-            log(`bench: ${row.target}: ${target.afterRun()}`);
+            log(`bench: ${row.target}: ${await target.afterRun()}`);
           } catch (error) {
             await fail(row, (error as Error).message);
           }

@@ -72,7 +72,7 @@ export interface RunningTarget {
    * distinct tokens its last decision records name). Throws when the run was not what the row
    * claims to measure; the row then fails.
    */
-  afterRun?(): string;
+  afterRun?(): string | Promise<string>;
   /** After a run with refused requests: why the target refused them (e.g. from its decision log). */
   diagnose?(): string | undefined;
 }

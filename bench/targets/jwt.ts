@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import { VerifiedTokenCache } from '../../src/authn/jwt/cache.ts';
 import type { BenchContext, RunningTarget } from '../lib/target.ts';
+import { httpGet } from '../lib/procs.ts';
 import type { PortcullisPorts } from './portcullis.ts';
 import { portcullisPaths, startPortcullis } from './portcullis.ts';
 
@@ -170,8 +171,10 @@ export async function startJwtTarget(ctx: BenchContext, name: string, alg: JwtAl
   const tokens = await issuer.mint(cached ? 1 : UNCACHED_TOKENS + 3, lifetimeSeconds);
   const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
-  const running = await startPortcullis(ctx, name, (c, ports, stateDir) => jwtConfig(c, ports, stateDir, { alg, jwksFile, lifetimeSeconds }));
-  const audit = () => auditDecisionLog(paths.decisionLog, cached);
+  const { opsPort, ...running } = await startPortcullis(ctx, name, (c, ports, stateDir) => jwtConfig(c, ports, stateDir, { alg, jwksFile, lifetimeSeconds }));
+  const cacheCounter = tokenCacheCounter(`http://127.0.0.1:${opsPort}/metrics`);
+  await cacheCounter(); // the baseline (the start-up check's few lookups fall in the first delta)
+  const audit = async () => `${auditDecisionLog(paths.decisionLog, cached)}; ${checkCacheLookups(await cacheCounter(), cached)}`;
   const diagnose = () => refusals(paths.decisionLog);
   if (cached) return { ...running, headers: bearer(tokens[0]!), afterRun: audit, diagnose };
 
@@ -188,6 +191,42 @@ export async function startJwtTarget(ctx: BenchContext, name: string, alg: JwtAl
     afterRun: audit,
     diagnose,
   };
+}
+
+type CacheLookups = Record<'hit' | 'miss' | 'stale', number>;
+
+/**
+ * Reads `portcullis_token_cache_lookups_total` from the gateway's `/metrics`; each call returns
+ * the lookups since the previous one (the warm-up and the measured run), or undefined when
+ * this gateway does not export the counter (before the metrics landed).
+ */
+function tokenCacheCounter(url: string): () => Promise<CacheLookups | undefined> {
+  let previous: CacheLookups | undefined;
+  return async () => {
+    const { status, body } = await httpGet(url, {});
+    if (status !== 200 || !body.includes('portcullis_token_cache_lookups_total')) return undefined;
+    const now: CacheLookups = { hit: 0, miss: 0, stale: 0 };
+    for (const match of body.matchAll(/^portcullis_token_cache_lookups_total\{result="(hit|miss|stale)"\} (\d+(?:\.\d+)?(?:e\+?\d+)?)$/gm)) {
+      now[match[1] as keyof CacheLookups] = Number(match[2]);
+    }
+    const since = previous ? { hit: now.hit - previous.hit, miss: now.miss - previous.miss, stale: now.stale - previous.stale } : now;
+    previous = now;
+    return since;
+  };
+}
+
+/**
+ * The gateway's own count of cache lookups during the warm-up and measured run: in a cached row
+ * at least 99 % hits (an entry is re-verified about once a minute), in an uncached row none.
+ */
+function checkCacheLookups(lookups: CacheLookups | undefined, cached: boolean): string {
+  if (lookups === undefined) return 'no token cache metrics on this gateway';
+  const total = lookups.hit + lookups.miss + lookups.stale;
+  const text = `token cache: ${lookups.hit.toLocaleString('en-US')} hits, ${lookups.miss.toLocaleString('en-US')} misses, ${lookups.stale.toLocaleString('en-US')} stale`;
+  if (total === 0) throw new Error(`${text}: the gateway looked up no token`);
+  if (cached && lookups.hit < 0.99 * total) throw new Error(`${text}: a cached row must be answered from the cache`);
+  if (!cached && lookups.hit > 0) throw new Error(`${text}: an uncached row must never be answered from the cache`);
+  return text;
 }
 
 interface DecisionRecord {

@@ -66,7 +66,7 @@ export async function startPortcullis(
   ctx: BenchContext,
   name: string,
   config: (ctx: BenchContext, ports: PortcullisPorts, stateDir: string) => string,
-): Promise<RunningTarget> {
+): Promise<RunningTarget & { opsPort: number }> {
   const { dir, configDir, stateDir } = portcullisPaths(ctx, name);
   mkdirSync(configDir, { recursive: true });
   mkdirSync(stateDir, { recursive: true });
@@ -90,5 +90,6 @@ export async function startPortcullis(
     measured: proc,
     cpuOf: 'gateway',
     stop: () => stop(proc),
+    opsPort: ports.ops,
   };
 }

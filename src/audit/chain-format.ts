@@ -11,7 +11,9 @@
  * - `stream`: `combined` or `partner/<id>`;
  * - `seq`: 1, 2, 3, … without gaps within a stream, continuing across restarts;
  * - `prev`: the `hash` of the previous line of the stream (GENESIS_HASH for seq 1);
- * - `hash`: hex SHA-256 of `prev + "\n" + canonicalJson(line without portcullis.chain.hash)`.
+ * - `hash`: hex SHA-256 of `prev \n stream \n seq \n canonicalJson(line without portcullis.chain)`
+ *   (see `chainHash`): the chain fields are bound explicitly, so the canonical form of a record
+ *   is computed once and serves every stream it goes to.
  *
  * Checkpoint lines are chained like any other line, with `event.action: "audit.checkpoint"` and
  * `portcullis.checkpoint: { key_id, alg: "Ed25519", signature }` where the signature (base64url)
@@ -49,9 +51,31 @@ export function streamFile(stream: string): string {
   return stream === COMBINED_STREAM ? 'combined.jsonl' : `partners/${stream.slice('partner/'.length)}.jsonl`;
 }
 
-/** The hash of a line whose `portcullis.chain` holds stream, seq and prev (and no hash yet). */
-export function lineHash(prev: string, lineWithoutHash: object): string {
-  return createHash('sha256').update(prev).update('\n').update(canonicalJson(lineWithoutHash)).digest('hex');
+/** The hash of a line given its chain position and the canonical JSON of its body (the line without `portcullis.chain`). */
+export function chainHash(prev: string, stream: string, seq: number, canonicalBody: string): string {
+  return createHash('sha256').update(`${prev}\n${stream}\n${seq}\n`).update(canonicalBody).digest('hex');
+}
+
+/**
+ * What a record is hashed as: the record with a `portcullis` member (every written line has one,
+ * since the chain lives there), so writer and verifier canonicalize the same shape.
+ */
+export function hashedBody(record: Record<string, unknown>): object {
+  return record['portcullis'] === undefined ? { ...record, portcullis: {} } : record;
+}
+
+/** The line without `portcullis.chain` (the part `chainHash` covers as canonical JSON). */
+export function lineBody(line: object): object {
+  const portcullis = (line as { portcullis?: unknown }).portcullis;
+  if (portcullis === null || typeof portcullis !== 'object' || Array.isArray(portcullis) || !Object.hasOwn(portcullis, 'chain')) return line;
+  const { chain: _chain, ...rest } = portcullis as Record<string, unknown>;
+  return { ...line, portcullis: rest };
+}
+
+/** The hash of a line whose `portcullis.chain` holds stream, seq and prev (a `hash` there is ignored). */
+export function lineHash(prev: string, line: object): string {
+  const chain = (line as { portcullis?: { chain?: { stream?: unknown; seq?: unknown } } }).portcullis?.chain;
+  return chainHash(prev, String(chain?.stream), Number(chain?.seq), canonicalJson(lineBody(line)));
 }
 
 export function checkpointMessage(stream: string, seq: number, prev: string): string {

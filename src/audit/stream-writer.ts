@@ -8,7 +8,8 @@
 import { open, mkdir } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { CHECKPOINT_ACTION, GENESIS_HASH, MAX_LINE_BYTES, lineHash, streamFile } from './chain-format.ts';
+import { CHECKPOINT_ACTION, GENESIS_HASH, MAX_LINE_BYTES, chainHash, hashedBody, lineHash, streamFile } from './chain-format.ts';
+import { canonicalJson } from '../config/config-hash.ts';
 import type { ChainFields } from './chain-format.ts';
 
 /** Same rule as configuration ids: no "/", no leading ".", so a partner file stays in `partners/`. */
@@ -129,11 +130,11 @@ export class StreamWriter {
    * `portcullis` object is copied before this stream's chain fields go in, because the same
    * record is chained into two streams.
    */
-  chain(body: Record<string, unknown>, done: (() => void) | null, signing: boolean, now: number): void {
+  chain(body: Record<string, unknown>, done: (() => void) | null, signing: boolean, now: number, canonicalBody: string = canonicalJson(hashedBody(body))): void {
     const portcullis = body['portcullis'] as Record<string, unknown> | undefined;
     const chain: { stream: string; seq: number; prev: string; hash?: string } = { stream: this.stream, seq: this.seq + 1, prev: this.prev };
     const line = { ...body, portcullis: { ...portcullis, chain } };
-    chain.hash = lineHash(chain.prev, line);
+    chain.hash = chainHash(chain.prev, chain.stream, chain.seq, canonicalBody);
     this.seq = chain.seq;
     this.prev = chain.hash;
     this.pending.push({ bytes: Buffer.from(JSON.stringify(line) + '\n', 'utf8'), done });

@@ -14,12 +14,14 @@
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { log } from '../log.ts';
+import { canonicalJson } from '../config/config-hash.ts';
 import {
   CHECKPOINT_ACTION,
   COMBINED_STREAM,
   LINE_LIMITS,
   MAX_LINE_BYTES,
   RECOVERED_ACTION,
+  hashedBody,
   checkpointMessage,
   partnerStream,
 } from './chain-format.ts';
@@ -127,9 +129,18 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
           written += 1;
         }
       };
+      // One canonical form per record, shared by every stream it is chained into.
+      const canonicalBody = canonicalJson(hashedBody(body));
+      // A line `audit verify` would refuse to read is never written (chain-format.ts limits);
+      // such a record is refused loudly, never silently.
+      if (Buffer.byteLength(canonicalBody) > MAX_LINE_BYTES - CHAIN_FIELDS_BYTES) {
+        inFlight -= 1;
+        log('error', 'audit.record_refused', { reason: `record is longer than ${MAX_LINE_BYTES - CHAIN_FIELDS_BYTES} bytes` });
+        continue;
+      }
       for (const target of targets) {
         const writer = streamFor(target);
-        writer.chain(body, done, false, atMs);
+        writer.chain(body, done, false, atMs, canonicalBody);
         if (writer.unsigned >= options.checkpointEvery) checkpoint(writer, at);
       }
     }
@@ -254,20 +265,13 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
 }
 
 /**
- * A private copy of the record as JSON will store it (so the hash covers exactly what a verifier
- * parses back, and later changes by the caller cannot reach the trail), or why it is refused.
+ * The record as it will be chained, or why it is refused. The trail takes ownership of the
+ * record: the pipeline builds a fresh plain-JSON object per decision and never touches it again,
+ * so no defensive copy is made on the request path (a copy cost more than the rest of append).
  */
 function snapshotOf(record: object): Record<string, unknown> | string {
-  let text: string | undefined;
-  try {
-    text = JSON.stringify(record);
-  } catch (error) {
-    return `record is not serializable: ${(error as Error).message}`;
-  }
-  if (text === undefined || !text.startsWith('{')) return 'record is not a JSON object';
-  // A line `audit verify` would refuse to read is never written (chain-format.ts limits).
-  if (Buffer.byteLength(text) > MAX_LINE_BYTES - CHAIN_FIELDS_BYTES) return `record is longer than ${MAX_LINE_BYTES - CHAIN_FIELDS_BYTES} bytes`;
-  const fields = JSON.parse(text) as Record<string, unknown>;
+  if (record === null || typeof record !== 'object' || Array.isArray(record)) return 'record is not a JSON object';
+  const fields = record as Record<string, unknown>;
   const portcullis = fields['portcullis'];
   if (portcullis !== undefined && (portcullis === null || typeof portcullis !== 'object' || Array.isArray(portcullis))) {
     return 'record.portcullis is not an object';
@@ -284,6 +288,8 @@ function snapshotOf(record: object): Record<string, unknown> | string {
 
 /** Why `value` (a container at `depth`, the line being depth 1) breaks LINE_LIMITS, or null. */
 function exceedsLineLimits(value: unknown, depth: number): string | null {
+  const type = typeof value;
+  if (type === 'bigint' || type === 'function' || type === 'symbol') return `record holds a ${type}, which JSON cannot carry`;
   if (value === null || typeof value !== 'object') return null;
   if (depth > LINE_LIMITS.maxDepth) return `record nests deeper than ${LINE_LIMITS.maxDepth} levels`;
   const children = Array.isArray(value) ? value : Object.values(value);

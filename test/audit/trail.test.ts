@@ -321,8 +321,11 @@ test('append refuses what could escape the folder or pose as the writer\'s own l
   assert.equal(trail.append(deep, null), false);
   assert.equal(trail.append({ list: Array(LINE_LIMITS.maxMembers + 1).fill(0) }, null), false);
   assert.equal(trail.append({ portcullis: Object.fromEntries(Array.from({ length: LINE_LIMITS.maxMembers }, (_, i) => [`k${i}`, i])) }, null), false);
-  assert.equal(trail.append({ blob: 'x'.repeat(MAX_LINE_BYTES) }, null), false);
   assert.equal(trail.stats().queued, 0);
+  // Too long for a line: known only once serialized, off the request path — refused loudly there.
+  assert.equal(trail.append({ blob: 'x'.repeat(MAX_LINE_BYTES) }, null), true);
+  await trail.flush();
+  assert.ok(logEvents.includes('audit.record_refused'));
   assert.equal(trail.healthy(), true, 'a refused record does not make the trail unhealthy');
   await trail.close();
   assert.deepEqual(await readdir(join(dir, 'partners')), []);
@@ -343,11 +346,10 @@ test('records at the line limits are accepted and the verifier-facing line stays
   assert.equal(report.ok, true, JSON.stringify(report.streams));
 });
 
-test('a record is copied when appended: later changes by the caller do not reach the trail', async () => {
+test('the trail takes the record as appended (no copy on the request path) and a closed trail accepts nothing', async () => {
   const trail = await openAuditTrail(options({ flushIntervalMs: 60_000 }));
   const record = decision(1, null) as { portcullis: { decision: string } };
   trail.append(record, null);
-  record.portcullis.decision = 'deny';
   await trail.close();
   assert.equal(records(await readStream(join(dir, 'combined.jsonl')))[0]!.portcullis['decision'], 'allow');
   assert.equal(trail.append(decision(2, null), null), false, 'a closed trail accepts nothing');
