@@ -14,6 +14,7 @@
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { log } from '../log.ts';
+import type { Snapshot } from '../config/snapshot.ts';
 import { canonicalJson } from '../config/config-hash.ts';
 import {
   CHECKPOINT_ACTION,
@@ -36,17 +37,8 @@ const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 5000;
 const PARTNER_FILE_SUFFIX = '.jsonl';
 
-export interface AuditTrailOptions {
-  readonly dir: string;
-  readonly flush: 'interval' | 'os';
-  readonly flushIntervalMs: number;
-  readonly checkpointIntervalMs: number;
-  readonly checkpointEvery: number;
-  readonly signingKeyPath: string | null;
-  readonly keyDir: string;
-  readonly maxQueue: number;
-  readonly now?: () => Date;
-}
+/** The compiled `audit` settings, plus a clock for tests. */
+export type AuditTrailOptions = Snapshot['audit'] & { readonly now?: () => Date };
 
 export interface AuditTrail {
   /** Queues a record for the combined stream and, when partnerId is set, that partner's stream. Synchronous and cheap (the request path calls it). Returns false when it cannot be accepted (queue full, or the sink is failing): the caller refuses the request (503 audit_unavailable) — nothing is ever dropped silently. */
