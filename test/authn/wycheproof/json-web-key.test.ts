@@ -19,6 +19,7 @@ import { createKeySet } from '../../../src/authn/jwks/key-set.ts';
 import { SIGNING_ALGORITHMS } from '../../../src/config/schema.ts';
 import type { CompiledIssuer } from '../../../src/config/snapshot.ts';
 import { setLogListener } from '../../../src/log.ts';
+import { WYCHEPROOF } from './vectors.ts';
 
 interface TestVector {
   readonly tcId: number;
@@ -35,7 +36,7 @@ interface TestGroup {
   readonly tests: readonly TestVector[];
 }
 
-const file = JSON.parse(readFileSync('/work/shared/testdata/wycheproof/json_web_key_test.json', 'utf8')) as { numberOfTests: number; testGroups: TestGroup[] };
+const file = JSON.parse(readFileSync(join(WYCHEPROOF, 'json_web_key_test.json'), 'utf8')) as { numberOfTests: number; testGroups: TestGroup[] };
 const everyAlgorithm = new Set<string>(SIGNING_ALGORITHMS);
 
 /** Why each invalid set is refused: the problem we expect to see, by tcId. */

@@ -1,6 +1,6 @@
 /**
  * Wycheproof `json_web_signature_test.json` (C2SP/wycheproof, see
- * /work/shared/testdata/wycheproof/README.md) through the gateway's own JWS path:
+ * shared/testdata/wycheproof/README.md) through the gateway's own JWS path:
  *
  *   parseJws (strict shape, encodings, header)  →  the verifier's algorithm allow-list
  *   →  a real issuer key set holding the group's JWK (`createKeySet`, `jwks_file` source:
@@ -25,8 +25,8 @@ import { createKeySet } from '../../../src/authn/jwks/key-set.ts';
 import type { ManagedKeySet } from '../../../src/authn/jwks/key-set.ts';
 import { parseJws } from '../../../src/authn/jwt/parse.ts';
 import { verifyJwsSignature } from '../../../src/authn/jwt/verify.ts';
+import { WYCHEPROOF } from './vectors.ts';
 
-const WYCHEPROOF = '/work/shared/testdata/wycheproof';
 
 interface JwsVector {
   readonly tcId: number;

@@ -1,6 +1,6 @@
 /**
  * Wycheproof raw signature vectors for every algorithm family the gateway verifies
- * (/work/shared/testdata/wycheproof/README.md):
+ * (shared/testdata/wycheproof/README.md):
  *   ES256  ecdsa_secp256r1_sha256_p1363_test.json (raw R‖S, as in JWS)
  *   RS256  rsa_signature_{2048,3072,4096}_sha256_test.json
  *   PS256  rsa_pss_{2048,3072,4096}_sha256_mgf1_32_test.json
@@ -28,8 +28,8 @@ import { KeyIndex } from '../../../src/authn/jwks/key-index.ts';
 import { validateJwks } from '../../../src/authn/jwks/validate.ts';
 import type { VerificationKey } from '../../../src/authn/jwks/key-set.ts';
 import { expectedSignatureLength } from '../../../src/authn/jwt/verify.ts';
+import { WYCHEPROOF } from './vectors.ts';
 
-const WYCHEPROOF = '/work/shared/testdata/wycheproof';
 
 type Alg = 'ES256' | 'RS256' | 'PS256' | 'EdDSA';
 
