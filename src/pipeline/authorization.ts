@@ -36,6 +36,10 @@ export function authorization(ctx: RequestContext): StageOutcome {
   if (decision.allowed) {
     ctx.decidedBy = decision.grant.id;
     ctx.rules = decision.rules;
+    // A token cannot widen a grant: scopes it carries beyond the grant mean nothing downstream.
+    const granted = new Set<string>();
+    for (const scope of principal.scopes) if (decision.grant.scopes.has(scope)) granted.add(scope);
+    ctx.grantedScopes = granted;
     return undefined;
   }
   ctx.decidedBy = decision.decidedBy;

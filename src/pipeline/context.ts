@@ -79,6 +79,8 @@ export interface RequestContext {
   decidedBy: string | null;
   /** Ids of the policy rules evaluated. */
   rules: readonly string[];
+  /** The token's scopes that the allowing grant includes: all the upstream is told about. */
+  grantedScopes: ReadonlySet<string> | null;
   purpose: string | null;
   /** The gateway answered the request itself (protected-resource metadata). */
   servedByGateway: boolean;

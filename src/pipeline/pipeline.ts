@@ -99,6 +99,7 @@ export function handleRequest(
     principal: null,
     decidedBy: null,
     rules: NO_RULES,
+    grantedScopes: null,
     purpose: null,
     servedByGateway: false,
     upstreamCalled: false,

@@ -83,7 +83,8 @@ function identityHeaders(ctx: RequestContext): string[] {
     'x-portcullis-credential-type', principal.credentialType,
   ];
   if (principal.partner.agreement) headers.push('x-portcullis-agreement', principal.partner.agreement.id);
-  if (principal.scopes.size > 0) headers.push('x-portcullis-scopes', [...principal.scopes].join(' '));
+  const scopes = ctx.grantedScopes ?? principal.scopes;
+  if (scopes.size > 0) headers.push('x-portcullis-scopes', [...scopes].join(' '));
   if (ctx.purpose !== null) headers.push('x-portcullis-purpose', ctx.purpose);
   return headers;
 }

@@ -187,6 +187,10 @@ describe('accepted tokens', () => {
     assert.equal(seen['x-portcullis-credential'], 'acme-idp');
     assert.equal(seen['x-portcullis-agreement'], 'AGR-ACME-1');
     assert.equal(seen['x-portcullis-scopes'], 'orders:read');
+    // Scopes the token carries beyond the partner's grant are not passed on as if granted.
+    const wider = await call(bearer(accessToken(rsa, good({ scope: 'orders:read orders:admin profile' }))));
+    assert.equal(wider.status, 200);
+    assert.equal(h.upstream.seen.at(-1)!.headers['x-portcullis-scopes'], 'orders:read');
   });
 
   test('ER-05: the scheme is case-insensitive', async () => {
