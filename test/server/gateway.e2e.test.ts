@@ -24,6 +24,9 @@ listeners:
 upstreams:
   - id: sample
     url: {{UPSTREAM}}
+  - id: sample-keep-host
+    url: {{UPSTREAM}}
+    preserve_host: true
 issuers:
   - id: idp
     issuer: https://idp.example.test
@@ -54,6 +57,12 @@ routes:
     methods: [GET]
     path: /items/new
     upstream: sample
+    auth: none
+  - id: keep-host
+    zone: public
+    methods: [GET]
+    path: /keep-host
+    upstream: sample-keep-host
     auth: none
   - id: files
     zone: public
@@ -254,6 +263,14 @@ describe('header hygiene', () => {
     assert.notEqual(seen['traceparent'], spoofed['traceparent']);
     // Host is the upstream's own authority unless the upstream sets preserve_host.
     assert.equal(seen['host'], new URL(h.upstream.url).host);
+  });
+
+  test('Host is the upstream\'s authority by default, the client\'s with preserve_host', async () => {
+    const upstreamHost = new URL(h.upstream.url).host;
+    assert.equal((await get('/status', { host: 'api.example.test' })).json().headers['host'], upstreamHost);
+    const kept = (await get('/keep-host', { host: 'api.example.test' })).json().headers;
+    assert.equal(kept['host'], 'api.example.test');
+    assert.equal(kept['x-forwarded-host'], 'api.example.test');
   });
 
   test('hop-by-hop headers of the upstream response do not reach the client', async () => {
