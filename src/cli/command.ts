@@ -7,3 +7,9 @@ export interface Command {
   /** Runs the command; resolves to the process exit code. */
   run(argv: readonly string[]): Promise<number>;
 }
+
+/** A usage error, printed the same way by every command (message, then the usage); exit status 2. */
+export function usageError(command: string, usage: string, message: string): number {
+  process.stderr.write(`portcullis ${command}: ${message}\n\n${usage}`);
+  return 2;
+}

@@ -8,6 +8,7 @@
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import type { Command } from '../command.ts';
+import { usageError as printUsageError } from '../command.ts';
 import { generateApiKey } from '../../authn/api-key.ts';
 
 const USAGE = `Usage: portcullis apikey create --partner ID --expires WHEN [--id CREDENTIAL_ID]
@@ -179,6 +180,5 @@ mTLS) when it can, and create a new key before this one expires.
 };
 
 function usageError(message: string): number {
-  process.stderr.write(`portcullis apikey: ${message}\n\n${USAGE}`);
-  return 2;
+  return printUsageError('apikey', USAGE, message);
 }

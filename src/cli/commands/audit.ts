@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs, styleText } from 'node:util';
 import type { Command } from '../command.ts';
+import { usageError as printUsageError } from '../command.ts';
 import { TrailInputError, verifyTrail } from '../../audit/verify.ts';
 import type { StreamReport, TrailReport } from '../../audit/verify.ts';
 import { DECISIONS, QueryInputError, checkFilters, formatTable, queryTrail } from '../../audit/query.ts';
@@ -186,8 +187,7 @@ async function query(argv: readonly string[]): Promise<number> {
 }
 
 function usageError(message: string): number {
-  process.stderr.write(`portcullis audit: ${message}\n\n${USAGE}`);
-  return 2;
+  return printUsageError('audit', USAGE, message);
 }
 
 function inputError(message: string): number {

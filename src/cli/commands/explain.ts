@@ -5,6 +5,7 @@
 import { isIP } from 'node:net';
 import { parseArgs, styleText } from 'node:util';
 import type { Command } from '../command.ts';
+import { usageError as printUsageError } from '../command.ts';
 import { formatIssue, loadConfig } from '../../config/load.ts';
 import { explainRequest } from '../../pipeline/explain.ts';
 import type { Explanation } from '../../pipeline/explain.ts';
@@ -139,6 +140,5 @@ function textOf(explanation: Explanation, hash: string, now: Date, method: strin
 }
 
 function usageError(message: string): number {
-  process.stderr.write(`portcullis explain: ${message}\n\n${USAGE}`);
-  return 2;
+  return printUsageError('explain', USAGE, message);
 }

@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { Command } from '../command.ts';
+import { usageError } from '../command.ts';
 import { ConfigLoadError, startGateway } from '../../server/gateway.ts';
 import { formatIssue } from '../../config/issues.ts';
 import { log } from '../../log.ts';
@@ -35,12 +36,10 @@ export const command: Command = {
         allowPositionals: false,
       }));
     } catch (error) {
-      process.stderr.write(`portcullis serve: ${(error as Error).message}\n\n${USAGE}`);
-      return 2;
+      return usageError('serve', USAGE, (error as Error).message);
     }
     if (!values.config) {
-      process.stderr.write(`portcullis serve: --config is required\n\n${USAGE}`);
-      return 2;
+      return usageError('serve', USAGE, '--config is required');
     }
     let gateway;
     try {

@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { Command } from '../command.ts';
+import { usageError as printUsageError } from '../command.ts';
 import { formatIssue, loadConfig } from '../../config/load.ts';
 
 const USAGE = `Usage: portcullis validate -c FILE [--format text|json] [--offline]
@@ -64,6 +65,5 @@ export const command: Command = {
 };
 
 function usageError(message: string): number {
-  process.stderr.write(`portcullis validate: ${message}\n\n${USAGE}`);
-  return 2;
+  return printUsageError('validate', USAGE, message);
 }
