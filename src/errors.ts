@@ -33,7 +33,13 @@ export const PROBLEMS = {
   grant_denied: { status: 403, title: 'The partner is not granted this operation under these conditions' },
   purpose_denied: { status: 403, title: 'The declared purpose is missing or not allowed here' },
   policy_denied: { status: 403, title: 'A policy rule denied the request' },
+  source_not_allowed: { status: 403, title: 'The partner may not call from this network address' },
+  rate_limited: { status: 429, title: 'Rate limit exceeded' },
+  quota_exceeded: { status: 429, title: 'Quota for the current period exhausted' },
+  concurrency_limited: { status: 429, title: 'Too many requests in flight for this partner' },
+  temporarily_blocked: { status: 429, title: 'Temporarily blocked after repeated failures' },
   dependency_unavailable: { status: 503, title: 'A service needed to check the credential is unavailable' },
+  state_unavailable: { status: 503, title: 'Revocation state cannot be confirmed, so the request is refused' },
   audit_unavailable: { status: 503, title: 'The request cannot be recorded, so it is not forwarded' },
   route_not_found: { status: 404, title: 'No route for this request' },
   method_not_allowed: { status: 405, title: 'Method not allowed on this route' },
@@ -107,10 +113,14 @@ export const REASONS = {
   'token.iat_future': 'invalid_token',
   'token.lifetime_too_long': 'invalid_token',
   'token.inactive': 'invalid_token',
+  // revocation through the gateway (issue 7): bites on the next request, whatever is cached
+  'token.revoked': 'invalid_token',
+  'credential.revoked': 'invalid_token',
   // a valid credential that belongs to no configured partner credential
   'credential.unknown': 'invalid_token',
   'api_key.invalid': 'invalid_api_key',
   'api_key.expired': 'invalid_api_key',
+  'api_key.revoked': 'invalid_api_key',
   // authorization (stage 4)
   'partner.suspended': 'partner_suspended',
   'partner.offboarded': 'partner_offboarded',
@@ -127,11 +137,19 @@ export const REASONS = {
   'purpose.missing': 'purpose_denied',
   'purpose.not_allowed': 'purpose_denied',
   'policy.denied': 'policy_denied',
+  'partner.source_network': 'source_not_allowed',
+  // stage 5: rate limits, quotas, abuse protection
+  'ratelimit.exceeded': 'rate_limited',
+  'quota.exceeded': 'quota_exceeded',
+  'concurrency.exceeded': 'concurrency_limited',
+  'abuse.source_blocked': 'temporarily_blocked',
+  'abuse.credential_blocked': 'temporarily_blocked',
   // fail closed when what checks a credential cannot be reached
   'dependency.jwks_unavailable': 'dependency_unavailable',
   'dependency.introspection_unavailable': 'dependency_unavailable',
   // no audit record, no forwarding: the trail is failing or cannot keep up
   'audit.unavailable': 'audit_unavailable',
+  'state.unavailable': 'state_unavailable',
   // proxy (stage 6)
   'upstream.unreachable': 'upstream_unreachable',
   'upstream.bad_response': 'upstream_bad_response',

@@ -7,6 +7,7 @@
  * (paths, methods, hosts): the table escapes control characters so a record cannot drive the
  * operator's terminal.
  */
+import { workerTrails } from './worker-trails.ts';
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { COMBINED_STREAM, partnerStream, streamFile } from './chain-format.ts';
@@ -76,6 +77,15 @@ export interface QueryResult {
  */
 export async function* queryTrail(path: string, filters: QueryFilters, result: QueryResult = { unreadable: [] }): AsyncGenerator<Record<string, unknown>> {
   checkFilters(filters);
+  const workers = await workerTrails(resolve(path));
+  if (workers.length > 0) {
+    // One trail per worker: their records interleave in time, so merge them by timestamp.
+    const all: Record<string, unknown>[] = [];
+    for (const worker of workers) for await (const record of queryTrail(join(resolve(path), worker), filters, result)) all.push(record);
+    all.sort((a, b) => String(a['@timestamp']).localeCompare(String(b['@timestamp'])));
+    yield* all;
+    return;
+  }
   const source = await querySource(path, filters.partner);
   if (source.stream !== null && source.stream !== COMBINED_STREAM && !(await exists(source.file))) return;
   const matches = recordFilter(filters);

@@ -18,6 +18,7 @@ import { createHash, createPublicKey, verify as verifySignature } from 'node:cry
 import type { KeyObject } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, readdir, stat } from 'node:fs/promises';
+import { workerTrails } from './worker-trails.ts';
 import { basename, dirname, join, resolve } from 'node:path';
 import { canonicalJson } from '../config/config-hash.ts';
 import { parseStrictJson } from '../authn/strict-json.ts';
@@ -106,6 +107,10 @@ export class TrailInputError extends Error {
 export async function verifyTrail(path: string, options: VerifyOptions): Promise<TrailReport> {
   const target = resolve(path);
   const kind = await pathKind(target);
+  if (kind === 'folder') {
+    const workers = await workerTrails(target);
+    if (workers.length > 0) return verifyWorkerTrails(target, workers, options);
+  }
   const files = kind === 'folder' ? await trailFiles(target) : [{ file: target, relative: target, stream: streamOfFile(target) }];
   const root = kind === 'folder' ? target : trailRootOfFile(target);
   const key = await checkpointKey(root, options);
@@ -122,6 +127,24 @@ export async function verifyTrail(path: string, options: VerifyOptions): Promise
     keySource: key.source,
     crossChecked: kind === 'folder',
     streams,
+  };
+}
+
+/** Each worker trail verified on its own, with the key beside the audit folder. */
+async function verifyWorkerTrails(dir: string, workers: readonly string[], options: VerifyOptions): Promise<TrailReport> {
+  const key = await checkpointKey(dir, options);
+  const reports: TrailReport[] = [];
+  for (const worker of workers) {
+    const publicKeyPem = key.key ? (key.key.export({ type: 'spki', format: 'pem' }) as string) : undefined;
+    reports.push(await verifyTrail(join(dir, worker), publicKeyPem !== undefined ? { publicKeyPem } : {}));
+  }
+  return {
+    path: dir,
+    ok: key.key !== null && reports.every((report) => report.ok),
+    signatures: key.key !== null ? 'verified' : 'no_key',
+    keySource: key.source,
+    crossChecked: true,
+    streams: reports.flatMap((report, index) => report.streams.map((stream) => ({ ...stream, file: join(workers[index]!, stream.file) }))),
   };
 }
 

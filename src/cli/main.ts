@@ -13,6 +13,10 @@ const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   explain: () => import('./commands/explain.ts'),
   apikey: () => import('./commands/apikey.ts'),
   audit: () => import('./commands/audit.ts'),
+  admin: () => import('./commands/admin.ts'),
+  revoke: () => import('./commands/revoke.ts'),
+  partner: () => import('./commands/partner.ts'),
+  test: () => import('./commands/test.ts'),
 };
 
 const SUMMARIES: Record<string, string> = {
@@ -23,6 +27,10 @@ const SUMMARIES: Record<string, string> = {
   explain: 'Explain why a partner request would be allowed or denied',
   apikey: 'Create a legacy API key for a partner (shown once, stored as a hash)',
   audit: 'Verify the tamper-evident audit trail, or query it (verify | query)',
+  admin: 'Create an admin API token (shown once, stored as a hash)',
+  revoke: 'Revoke a token, credential or certificate on every instance (or remove, list)',
+  partner: 'Suspend, resume or offboard a partner on every instance',
+  test: 'Self-tests against a running deployment (test revocation)',
 };
 
 function mainHelp(): string {

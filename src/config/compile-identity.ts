@@ -8,7 +8,7 @@ import type { CompiledGrant } from '../policy/types.ts';
 import type { PolicyCompiler } from './compile-policy.ts';
 import { parseJson } from './file-checks.ts';
 import type { ReferencedFiles } from './files.ts';
-import type { IntrospectionConfig, IssuerConfig, PartnerConfig } from './schema.ts';
+import type { Config, IntrospectionConfig, IssuerConfig, PartnerConfig } from './schema.ts';
 import type {
   CompiledCredential,
   CompiledIntrospection,
@@ -17,6 +17,8 @@ import type {
   CredentialIndex,
   IntrospectionAuth,
   KeySource,
+  PartnerLimits,
+  RateLimitSpec,
 } from './snapshot.ts';
 
 const DAY_MS = 86_400_000;
@@ -92,7 +94,7 @@ function introspectionAuth(auth: IntrospectionConfig['auth'], files: ReferencedF
   }
 }
 
-export function compilePartner(partner: PartnerConfig, policy: PolicyCompiler): CompiledPartner {
+export function compilePartner(partner: PartnerConfig, policy: PolicyCompiler, tiers: Config['rate_limits']['tiers']): CompiledPartner {
   // Grants by API, in configuration order; the index in the partner's list names each grant.
   const grants = new Map<string, CompiledGrant[]>();
   partner.grants.forEach((grant, index) => {
@@ -110,7 +112,24 @@ export function compilePartner(partner: PartnerConfig, policy: PolicyCompiler): 
     agreement: partner.agreement ? { id: partner.agreement.id, expiresAt: expiryInstant(partner.agreement.expires) } : null,
     grants,
     policies: policy.rules(partner.policies, `partners[${partner.id}]`),
+    limits: partnerLimits(partner, tiers),
+    sourceNetworks: partner.source_networks ? policy.networks(partner.source_networks) : null,
   };
+}
+
+/** A partner's own limits, else its tier's (`rate_limits.tiers`), else none. */
+function partnerLimits(partner: PartnerConfig, tiers: Config['rate_limits']['tiers']): PartnerLimits {
+  const tier = tiers[partner.tier];
+  const rate = partner.rate_limit ?? tier?.rate_limit;
+  return {
+    rate: rate ? rateLimitSpec(rate) : null,
+    quotas: (partner.quotas ?? tier?.quotas ?? []).map((quota) => ({ limit: quota.limit, per: quota.per, timezone: quota.timezone })),
+    maxConcurrent: partner.max_concurrent ?? tier?.max_concurrent ?? null,
+  };
+}
+
+export function rateLimitSpec(limit: { rate: { text: string; emissionIntervalMs: number }; burst: number }): RateLimitSpec {
+  return { text: limit.rate.text, emissionIntervalMs: limit.rate.emissionIntervalMs, burst: limit.burst };
 }
 
 /** One map lookup from a verified credential to its configured credential (and so its partner). */
@@ -127,7 +146,14 @@ export function credentialIndex(partners: readonly PartnerConfig[]): CredentialI
     for (const credential of partner.credentials) {
       switch (credential.type) {
         case 'jwt':
-          within(jwt, credential.issuer).set(credential.client_id, { id: credential.id, type: 'jwt', partnerId: partner.id, issuerId: credential.issuer, clientId: credential.client_id });
+          within(jwt, credential.issuer).set(credential.client_id, {
+            id: credential.id,
+            type: 'jwt',
+            partnerId: partner.id,
+            issuerId: credential.issuer,
+            clientId: credential.client_id,
+            rateLimit: credential.rate_limit ? rateLimitSpec(credential.rate_limit) : null,
+          });
           break;
         case 'introspection':
           within(introspection, credential.endpoint).set(credential.client_id, {
@@ -136,6 +162,7 @@ export function credentialIndex(partners: readonly PartnerConfig[]): CredentialI
             partnerId: partner.id,
             endpointId: credential.endpoint,
             clientId: credential.client_id,
+            rateLimit: credential.rate_limit ? rateLimitSpec(credential.rate_limit) : null,
           });
           break;
         case 'api_key':
@@ -146,6 +173,7 @@ export function credentialIndex(partners: readonly PartnerConfig[]): CredentialI
             keyId: credential.key_id,
             sha256: Buffer.from(credential.sha256, 'hex'),
             expiresAt: expiryInstant(credential.expires),
+            rateLimit: credential.rate_limit ? rateLimitSpec(credential.rate_limit) : null,
           });
           break;
       }

@@ -4,7 +4,8 @@
  * freezes them at the top level only, and this compiler remembers which objects those are.
  * Runs only on a configuration that passed validation, so a failure here is a bug and throws.
  */
-import { compileGrant } from '../policy/grants.ts';
+import type { BlockList } from 'node:net';
+import { compileGrant, compileNetworks } from '../policy/grants.ts';
 import { compileRule } from '../policy/rules.ts';
 import type { CompiledGrant, CompiledRule } from '../policy/types.ts';
 import type { GrantConfig, PolicyRuleConfig } from './schema.ts';
@@ -30,6 +31,14 @@ export class PolicyCompiler {
   }
 
   /** True for the compiled rules and grants this compiler produced. */
+  /** Compiles validated CIDR blocks into one (opaque, unfrozen) BlockList. */
+  networks(blocks: readonly string[]): BlockList {
+    const compiled = compileNetworks(blocks);
+    if (!compiled.ok) throw new Error(`internal: network ${blocks[compiled.index]} failed after validation: ${compiled.message}`);
+    this.#opaque.add(compiled.networks);
+    return compiled.networks;
+  }
+
   owns(value: object): boolean {
     return this.#opaque.has(value);
   }

@@ -10,7 +10,7 @@ import { isIP } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import type { CompiledRule } from '../policy/types.ts';
 import { Router } from '../router/router.ts';
-import { compileIntrospection, compileIssuer, compilePartner, credentialIndex } from './compile-identity.ts';
+import { compileIntrospection, compileIssuer, compilePartner, credentialIndex, rateLimitSpec } from './compile-identity.ts';
 import { PolicyCompiler } from './compile-policy.ts';
 import { configHash } from './config-hash.ts';
 import type { ReferencedFiles } from './files.ts';
@@ -18,7 +18,17 @@ import { deepFreeze } from './freeze.ts';
 import { hostMatcher } from './hosts.ts';
 import type { ConfigPath } from './issues.ts';
 import type { ApiConfig, Config, ListenerConfig, RouteConfig, UpstreamConfig, Zone } from './schema.ts';
-import type { CompiledApi, CompiledIssuer, CompiledListener, CompiledRoute, CompiledUpstream, ListenerLimits, Snapshot } from './snapshot.ts';
+import type {
+  AbuseThreshold,
+  CompiledApi,
+  CompiledIssuer,
+  CompiledListener,
+  CompiledRoute,
+  CompiledState,
+  CompiledUpstream,
+  ListenerLimits,
+  Snapshot,
+} from './snapshot.ts';
 
 export interface CompileContext {
   /** Absolute path of the configuration file. */
@@ -56,7 +66,7 @@ export function compileSnapshot(config: Config, context: CompileContext): Snapsh
   const issuers = new Map(config.issuers.map((issuer) => [issuer.id, compileIssuer(issuer, files)] as const));
   const issuersByIss = new Map<string, CompiledIssuer>([...issuers.values()].map((issuer) => [issuer.issuer, issuer] as const));
   const introspection = new Map(config.introspection.map((endpoint) => [endpoint.id, compileIntrospection(endpoint, files)] as const));
-  const partners = new Map(config.partners.map((partner) => [partner.id, compilePartner(partner, policy)] as const));
+  const partners = new Map(config.partners.map((partner) => [partner.id, compilePartner(partner, policy, config.rate_limits.tiers)] as const));
 
   const digests = fileDigests(config, files);
   const snapshot: Snapshot = {
@@ -80,6 +90,13 @@ export function compileSnapshot(config: Config, context: CompileContext): Snapsh
       signingKeyPath: config.audit.signing_key === undefined ? null : resolve(baseDir, config.audit.signing_key),
       keyDir: resolve(baseDir, config.gateway.data_dir, 'audit-keys'),
       maxQueue: config.audit.max_queue,
+    },
+    state: compileState(config, baseDir),
+    adminTokens: new Map(config.admin.tokens.map((token) => [token.sha256, token.id] as const)),
+    rateLimits: { mode: config.rate_limits.mode, headers: config.rate_limits.headers !== undefined },
+    abuse: {
+      perSource: abuseThreshold(config.abuse.auth_failures_per_source),
+      perCredential: abuseThreshold(config.abuse.denials_per_credential),
     },
     listeners,
     upstreams,
@@ -201,7 +218,43 @@ function compileRoute(
       : null,
     // Evaluation order: global rules, then the API's, then the route's (the partner's per request).
     policies: authenticated ? [...globalPolicies, ...(api?.policies ?? []), ...policy.rules(route.policies, `routes[${route.id}]`)] : [],
+    rateLimit: authenticated && route.rate_limit ? { ...rateLimitSpec(route.rate_limit), per: route.rate_limit.per } : null,
   };
+}
+
+function compileState(config: Config, baseDir: string): CompiledState {
+  const { state } = config;
+  const redis = state.redis;
+  return {
+    driver: state.driver,
+    sqlitePath: resolve(baseDir, config.gateway.data_dir, 'state.sqlite'),
+    redis:
+      state.driver === 'redis' && redis
+        ? {
+            mode: redis.sentinel ? 'sentinel' : redis.cluster ? 'cluster' : 'single',
+            url: redis.url ?? null,
+            sentinel: redis.sentinel
+              ? {
+                  name: redis.sentinel.name,
+                  nodes: redis.sentinel.nodes.map((node) => {
+                    const at = node.lastIndexOf(':');
+                    return { host: node.slice(0, at), port: Number(node.slice(at + 1)) };
+                  }),
+                }
+              : null,
+            clusterNodes: redis.cluster?.nodes ?? [],
+            keyPrefix: redis.key_prefix,
+            connectTimeoutMs: redis.connect_timeout,
+            commandTimeoutMs: redis.command_timeout,
+            serveLastKnownForMs: redis.on_disconnect === 'serve_last_known' ? redis.serve_last_known_for : null,
+          }
+        : null,
+    propagationTimeoutMs: state.propagation_timeout,
+  };
+}
+
+function abuseThreshold(setting: { max: number; window: number; block: number } | 'off'): AbuseThreshold | null {
+  return setting === 'off' ? null : { max: setting.max, windowMs: setting.window, blockMs: setting.block };
 }
 
 /** Every file the configuration names, keyed by the path as written. */
@@ -241,5 +294,13 @@ function insecureOptionWarnings(config: Config, context: CompileContext): string
       );
     }
   });
+  if (config.state.redis?.on_disconnect === 'serve_last_known') {
+    warnings.push(
+      `${context.where(['state', 'redis', 'on_disconnect'])} state.redis.on_disconnect: while Redis is unreachable the gateway serves the last known revocations for up to ${config.state.redis.serve_last_known_for} ms; revocations made meanwhile are not enforced`,
+    );
+  }
+  if (config.rate_limits.headers !== undefined) {
+    warnings.push(`${context.where(['rate_limits', 'headers'])} rate_limits.headers: RateLimit headers follow an Internet-Draft and may change`);
+  }
   return warnings;
 }

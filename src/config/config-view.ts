@@ -65,6 +65,13 @@ export interface ConfigView {
   /** The global rules. */
   readonly policies: RulesView;
   readonly ops: Lenient<Config['ops']>;
+  readonly state: Lenient<Omit<Config['state'], 'redis'>> & {
+    readonly redis?: Lenient<NonNullable<Config['state']['redis']>>;
+    /** Keys of `state.redis` as written (a key whose value is invalid still counts as set). */
+    readonly redisWritten?: ReadonlySet<string>;
+  };
+  readonly admin: Lenient<Config['admin']>;
+  readonly rateLimits: Lenient<Config['rate_limits']>;
 }
 
 const issuer = config.shape.issuers.unwrap().element;
@@ -90,7 +97,19 @@ export function configView(data: unknown): ConfigView {
     routes: section(route, root['routes'], (item) => ({ ...fields(route, item), policies: rules(item['policies']) })),
     policies: rules(root['policies']),
     ops: isRecord(root['ops']) || root['ops'] === undefined ? fields(config.shape.ops.unwrap(), root['ops'] ?? {}) : {},
+    state: stateView(root['state']),
+    admin: isRecord(root['admin']) ? fields(config.shape.admin.unwrap(), root['admin']) : {},
+    rateLimits: isRecord(root['rate_limits']) ? fields(config.shape.rate_limits.unwrap(), root['rate_limits']) : {},
   };
+}
+
+/** `state`, with `redis` read field by field too (its checks look at single fields). */
+function stateView(raw: unknown): ConfigView['state'] {
+  if (!isRecord(raw)) return {};
+  const stateSchema = config.shape.state.unwrap();
+  const redisSchema = stateSchema.shape.redis.unwrap();
+  const redis = raw['redis'];
+  return { ...fields(stateSchema, raw), ...(isRecord(redis) ? { redis: fields(redisSchema, redis), redisWritten: new Set(Object.keys(redis)) } : {}) };
 }
 
 /** True when every entry has a usable `key`, so "not among them" really means "not defined". */

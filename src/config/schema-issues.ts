@@ -36,7 +36,7 @@ function mapIssue(issue: ZodIssue, data: unknown): PendingIssue[] {
 
   switch (issue.code) {
     case 'invalid_value':
-      if (typeof last === 'string' && last.startsWith('insecure_') && issue.values.length === 1) {
+      if (typeof last === 'string' && (last.startsWith('insecure_') || last === 'acknowledge') && issue.values.length === 1) {
         return [
           {
             code: 'CONFIG_INSECURE_UNACKNOWLEDGED',

@@ -83,6 +83,34 @@ const cidr = z
   .string()
   .regex(/^([0-9.]+|[0-9a-fA-F:]+)\/\d{1,3}$/, 'expected a CIDR block such as 10.0.0.0/8 or 2001:db8::/32');
 
+const RATE_RE = /^([1-9][0-9]{0,8})\/(s|m|h)$/;
+const RATE_UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000 } as const;
+
+/** `100/s`, `6000/m`, `100000/h` → one request every `emissionIntervalMs` (GCRA's T). */
+export const rate = z
+  .string()
+  .regex(RATE_RE, 'expected a rate such as 100/s, 6000/m or 100000/h')
+  .transform((text) => {
+    const [, count, unit] = RATE_RE.exec(text)!;
+    return { text, emissionIntervalMs: RATE_UNIT_MS[unit as keyof typeof RATE_UNIT_MS] / Number(count) };
+  });
+
+const rateLimit = z
+  .object({
+    rate: rate.describe('Steady rate: requests per second, minute or hour, e.g. 100/s, 6000/m.'),
+    burst: z.number().int().min(0).max(1_000_000).default(0).describe('Requests allowed at once on top of the steady rate (GCRA burst). Default 0.'),
+  })
+  .strict();
+
+const quota = z
+  .object({
+    limit: z.number().int().min(1).describe('Most requests in one window.'),
+    per: z.enum(['day', 'month']).describe('Calendar window: a day or a month, in `timezone`.'),
+    timezone: z.string().min(1).default('UTC').describe('IANA time zone of the window boundaries. Default UTC.'),
+  })
+  .strict()
+  .describe('A quota over a calendar window; counts persist in the state store across restarts.');
+
 /** Asymmetric JWS algorithms only: `none` and HS* can never be configured (SECURITY.md JWT-01). */
 export const SIGNING_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
 
@@ -112,6 +140,8 @@ const ack = (exact: string) =>
 
 export const INSECURE_ACKS = {
   upstreamSkipVerify: 'I understand the upstream certificate will not be verified',
+  rateLimitHeaders: 'I understand the RateLimit headers follow an Internet-Draft that may change',
+  serveLastKnownState: 'I understand revocations made while Redis is unreachable are not enforced until it returns',
 } as const;
 
 const listenerLimits = z
@@ -243,6 +273,13 @@ export const route = z
       .optional()
       .describe('Require a declared purpose from an allowed list; the purpose is part of the decision and its record.'),
     policies: z.array(policyRule).default([]).describe('CEL rules evaluated for this route, after the API\'s and global rules.'),
+    rate_limit: rateLimit
+      .extend({
+        per: z.enum(['partner', 'credential']).default('partner').describe('Whose requests share the limit on this route: each partner\'s, or each credential\'s. Default partner.'),
+      })
+      .strict()
+      .optional()
+      .describe('Rate limit of this operation, counted per partner (or per credential).'),
   })
   .strict()
   .describe('A route: which requests go to which upstream, and what they must prove. A route of an API is one of its operations.');
@@ -272,6 +309,7 @@ const partnerCredential = z.discriminatedUnion('type', [
       type: z.literal('jwt'),
       issuer: id.describe('Id of the issuer (in `issuers`) that issues this credential\'s tokens.'),
       client_id: z.string().min(1).describe('Value of the issuer\'s partner claim (`client_id` by default) that identifies this credential.'),
+      rate_limit: rateLimit.optional().describe('Rate limit of this credential, on top of the partner\'s.'),
     })
     .strict()
     .describe('Tokens of a configured issuer, identified by their client id.'),
@@ -281,6 +319,7 @@ const partnerCredential = z.discriminatedUnion('type', [
       type: z.literal('introspection'),
       endpoint: id.describe('Id of the introspection endpoint (in `introspection`) that knows these tokens.'),
       client_id: z.string().min(1).describe('`client_id` of the introspection response that identifies this credential.'),
+      rate_limit: rateLimit.optional().describe('Rate limit of this credential, on top of the partner\'s.'),
     })
     .strict()
     .describe('Opaque tokens checked at an introspection endpoint, identified by their client id.'),
@@ -294,6 +333,7 @@ const partnerCredential = z.discriminatedUnion('type', [
         .describe('Public id of the key (the part after the `pcs_` prefix).'),
       sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits').describe('SHA-256 (hex) of the whole key; the key itself is never stored.'),
       expires: isoDate.describe('Expiry (required): API keys are long-lived credentials and must end.'),
+      rate_limit: rateLimit.optional().describe('Rate limit of this credential, on top of the partner\'s.'),
     })
     .strict()
     .describe('A legacy API key (header `X-API-Key`). Every use is marked as a long-lived credential.'),
@@ -357,6 +397,14 @@ export const partner = z
     credentials: z.array(partnerCredential).default([]).describe('How this partner proves who it is.'),
     grants: z.array(grant).default([]).describe('APIs this partner may call.'),
     policies: z.array(policyRule).default([]).describe('CEL rules evaluated for this partner\'s requests, after route rules.'),
+    rate_limit: rateLimit.optional().describe('Rate limit of all this partner\'s requests together. Default: its tier\'s (`rate_limits.tiers`).'),
+    quotas: z.array(quota).optional().describe('Quotas over calendar windows. Default: its tier\'s.'),
+    max_concurrent: z.number().int().min(1).optional().describe('Most requests of this partner in flight at once, per instance. Default: its tier\'s.'),
+    source_networks: z
+      .array(cidr)
+      .min(1)
+      .optional()
+      .describe('Client addresses this partner may call from, as CIDR blocks; a credential used from elsewhere is refused and flagged.'),
   })
   .strict()
   .describe('A partner organisation.');
@@ -467,6 +515,134 @@ export const config = z
       .strict()
       .default({ flush: 'interval', flush_interval: 100, checkpoint_interval: 60000, checkpoint_every: 1000, max_queue: 10000 })
       .describe('The tamper-evident audit trail: one hash-chained record per decision, a combined stream and one stream per partner, signed checkpoints. A request that cannot be recorded is not forwarded.'),
+    state: z
+      .object({
+        driver: z
+          .enum(['embedded', 'redis'])
+          .default('embedded')
+          .describe('`embedded` (default): in-process, persisted with SQLite in the data folder; shared by the workers of one host. `redis`: shared by many instances.'),
+        redis: z
+          .object({
+            url: z
+              .string()
+              .regex(/^rediss?:\/\/[^\s]+$/, 'expected a redis:// or rediss:// URL')
+              .optional()
+              .describe('A single Redis server, e.g. redis://127.0.0.1:6379/0. Exactly one of url, sentinel, cluster.'),
+            sentinel: z
+              .object({
+                name: z.string().min(1).describe('Name of the monitored master.'),
+                nodes: z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port')).min(1).describe('Sentinel addresses, host:port.'),
+              })
+              .strict()
+              .optional()
+              .describe('Redis Sentinel: the master is found through the sentinels.'),
+            cluster: z
+              .object({
+                nodes: z.array(z.string().regex(/^rediss?:\/\/[^\s]+$/, 'expected a redis:// URL')).min(1).describe('Seed nodes of the cluster.'),
+              })
+              .strict()
+              .optional()
+              .describe('Redis Cluster: keys are spread over the nodes.'),
+            key_prefix: z.string().regex(/^[A-Za-z0-9:_.-]{1,64}$/).default('portcullis:').describe('Prefix of every key and channel. Default portcullis:.'),
+            connect_timeout: duration.default(2000).describe('Timeout of a connection attempt. Default 2s.'),
+            command_timeout: duration.default(1000).describe('Timeout of one command; a timeout is a 503. Default 1s.'),
+            on_disconnect: z
+              .enum(['fail_closed', 'serve_last_known'])
+              .default('fail_closed')
+              .describe('When Redis is unreachable: `fail_closed` (default) refuses requests with 503; `serve_last_known` keeps enforcing the last known revocations for `serve_last_known_for` (needs `acknowledge`).'),
+            serve_last_known_for: duration.default(30000).describe('Longest time the last known state is served while Redis is unreachable. Default 30s, at most 10m.'),
+            acknowledge: ack(INSECURE_ACKS.serveLastKnownState).optional(),
+          })
+          .strict()
+          .optional()
+          .describe('Redis connection (with `driver: redis`).'),
+        propagation_timeout: duration
+          .default(1000)
+          .describe('How long a revocation made through the admin API waits for every live instance to confirm it. Default 1s.'),
+      })
+      .strict()
+      .default({ driver: 'embedded', propagation_timeout: 1000 })
+      .describe('Where mutable, shared state lives: revocations, partner status, rate-limit counters and quotas, replay caches.'),
+    admin: z
+      .object({
+        tokens: z
+          .array(
+            z
+              .object({
+                id: id.describe('Who holds this token; recorded as the actor of every change made with it.'),
+                sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits').describe('SHA-256 (hex) of the token, as `portcullis admin token` prints it.'),
+              })
+              .strict(),
+          )
+          .default([])
+          .describe('Bearer tokens accepted by the admin API (`/admin/…` on the ops listener). None: the admin API refuses every call.'),
+      })
+      .strict()
+      .default({ tokens: [] })
+      .describe('The admin API: revocations and partner status changes.'),
+    rate_limits: z
+      .object({
+        mode: z
+          .enum(['local', 'shared'])
+          .default('local')
+          .describe('`local` (default): each instance counts on its own, no round trip (approximate across instances). `shared`: counted in the state store, exact across instances.'),
+        tiers: z
+          .record(
+            id,
+            z
+              .object({
+                rate_limit: rateLimit.optional().describe('Rate limit of each partner of this tier.'),
+                quotas: z.array(quota).default([]).describe('Quotas of each partner of this tier.'),
+                max_concurrent: z.number().int().min(1).optional().describe('Most requests in flight per partner of this tier, per instance.'),
+              })
+              .strict(),
+          )
+          .default({})
+          .describe('Defaults per partner tier; a partner\'s own settings override them.'),
+        headers: z
+          .object({
+            enabled: z.literal(true),
+            acknowledge: ack(INSECURE_ACKS.rateLimitHeaders),
+          })
+          .strict()
+          .optional()
+          .describe('Send `RateLimit-Policy` / `RateLimit` headers (draft-ietf-httpapi-ratelimit-headers). Off by default.'),
+      })
+      .strict()
+      .default({ mode: 'local', tiers: {} })
+      .describe('Rate limits and quotas. Keys come from the authenticated identity, never from forwarding headers.'),
+    abuse: z
+      .object({
+        auth_failures_per_source: z
+          .union([
+            z
+              .object({
+                max: z.number().int().min(1).describe('Authentication failures (401) allowed from one address within `window`.'),
+                window: duration.describe('Counting window.'),
+                block: duration.describe('How long the address is then refused.'),
+              })
+              .strict(),
+            z.literal('off'),
+          ])
+          .default({ max: 100, window: 60000, block: 300000 })
+          .describe('Temporary block of a client address after a burst of authentication failures. Default 100 per 1m, blocked 5m; `off` to disable.'),
+        denials_per_credential: z
+          .union([
+            z
+              .object({
+                max: z.number().int().min(1).describe('Authorization refusals (403) allowed for one credential within `window`.'),
+                window: duration.describe('Counting window.'),
+                block: duration.describe('How long the credential is then refused.'),
+              })
+              .strict(),
+            z.literal('off'),
+          ])
+          .default({ max: 100, window: 60000, block: 300000 })
+          .describe('Temporary block of an authenticated credential that keeps probing what it is not granted. Default 100 per 1m, blocked 5m; `off` to disable.'),
+      })
+      .strict()
+      .default({ auth_failures_per_source: { max: 100, window: 60000, block: 300000 }, denials_per_credential: { max: 100, window: 60000, block: 300000 } })
+      .describe('Abuse protection, per instance.'),
     ops: z
       .object({
         address: z.string().min(1).default('127.0.0.1').describe('Address of the ops listener (/livez, /readyz). Loopback by default.'),

@@ -5,6 +5,7 @@
  */
 import type { Config, CredentialType, HttpMethod, Sensitivity, SigningAlgorithm, Zone } from './schema.ts';
 import type { Router } from '../router/router.ts';
+import type { BlockList } from 'node:net';
 import type { CompiledGrant, CompiledRule } from '../policy/types.ts';
 
 export interface ListenerLimits {
@@ -24,6 +25,50 @@ export interface ListenerTls {
   readonly key: Buffer;
   readonly http2: boolean;
   readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
+}
+
+/** A GCRA limit (ECOSYSTEM.md §2.19) as configured: `text` is the rate as written (`100/s`). */
+export interface RateLimitSpec {
+  readonly text: string;
+  readonly emissionIntervalMs: number;
+  readonly burst: number;
+}
+
+export interface CompiledQuota {
+  readonly limit: number;
+  readonly per: 'day' | 'month';
+  readonly timezone: string;
+}
+
+/** The limits of one partner: its own settings, else its tier's, else none. */
+export interface PartnerLimits {
+  readonly rate: RateLimitSpec | null;
+  readonly quotas: readonly CompiledQuota[];
+  readonly maxConcurrent: number | null;
+}
+
+export interface AbuseThreshold {
+  readonly max: number;
+  readonly windowMs: number;
+  readonly blockMs: number;
+}
+
+export interface CompiledState {
+  readonly driver: 'embedded' | 'redis';
+  /** SQLite file of the embedded driver (in the data folder). */
+  readonly sqlitePath: string;
+  readonly redis: {
+    readonly mode: 'single' | 'sentinel' | 'cluster';
+    readonly url: string | null;
+    readonly sentinel: { readonly name: string; readonly nodes: readonly { readonly host: string; readonly port: number }[] } | null;
+    readonly clusterNodes: readonly string[];
+    readonly keyPrefix: string;
+    readonly connectTimeoutMs: number;
+    readonly commandTimeoutMs: number;
+    /** null = fail closed; else how long the last known state may be served while Redis is unreachable. */
+    readonly serveLastKnownForMs: number | null;
+  } | null;
+  readonly propagationTimeoutMs: number;
 }
 
 export interface CompiledListener {
@@ -90,6 +135,8 @@ export interface CompiledRoute {
   readonly purpose: { readonly header: string | null; readonly claim: string | null; readonly allowed: ReadonlySet<string> } | null;
   /** Rules in evaluation order: global, the API's, the route's (the partner's are added per request). */
   readonly policies: readonly CompiledRule[];
+  /** The operation's own rate limit, counted per partner or per credential. */
+  readonly rateLimit: (RateLimitSpec & { readonly per: 'partner' | 'credential' }) | null;
 }
 
 export interface CompiledApi {
@@ -156,12 +203,15 @@ export interface CompiledPartner {
   /** Grants by API id, in configuration order. */
   readonly grants: ReadonlyMap<string, readonly CompiledGrant[]>;
   readonly policies: readonly CompiledRule[];
+  readonly limits: PartnerLimits;
+  /** Addresses this partner may call from (null: anywhere). */
+  readonly sourceNetworks: BlockList | null;
 }
 
 export type CompiledCredential =
-  | { readonly id: string; readonly type: 'jwt'; readonly partnerId: string; readonly issuerId: string; readonly clientId: string }
-  | { readonly id: string; readonly type: 'introspection'; readonly partnerId: string; readonly endpointId: string; readonly clientId: string }
-  | { readonly id: string; readonly type: 'api_key'; readonly partnerId: string; readonly keyId: string; readonly sha256: Buffer; readonly expiresAt: number };
+  | { readonly id: string; readonly type: 'jwt'; readonly partnerId: string; readonly issuerId: string; readonly clientId: string; readonly rateLimit: RateLimitSpec | null }
+  | { readonly id: string; readonly type: 'introspection'; readonly partnerId: string; readonly endpointId: string; readonly clientId: string; readonly rateLimit: RateLimitSpec | null }
+  | { readonly id: string; readonly type: 'api_key'; readonly partnerId: string; readonly keyId: string; readonly sha256: Buffer; readonly expiresAt: number; readonly rateLimit: RateLimitSpec | null };
 
 /** How a presented credential finds its partner: every lookup is one map access. */
 export interface CredentialIndex {
@@ -201,6 +251,11 @@ export interface Snapshot {
     readonly keyDir: string;
     readonly maxQueue: number;
   };
+  readonly state: CompiledState;
+  /** Admin API tokens: SHA-256 (hex) → holder id. */
+  readonly adminTokens: ReadonlyMap<string, string>;
+  readonly rateLimits: { readonly mode: 'local' | 'shared'; readonly headers: boolean };
+  readonly abuse: { readonly perSource: AbuseThreshold | null; readonly perCredential: AbuseThreshold | null };
   readonly listeners: readonly CompiledListener[];
   readonly upstreams: ReadonlyMap<string, CompiledUpstream>;
   readonly routes: readonly CompiledRoute[];

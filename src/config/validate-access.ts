@@ -14,7 +14,7 @@ import type { ConfigPath, PendingIssue } from './issues.ts';
 import type { CredentialType } from './schema.ts';
 
 /** Route keys that only mean something when a credential is checked. */
-const AUTHENTICATED_ONLY = ['credentials', 'scopes', 'purpose', 'policies'] as const;
+const AUTHENTICATED_ONLY = ['credentials', 'scopes', 'purpose', 'policies', 'rate_limit'] as const;
 
 export function routeAccessChecks(view: ConfigView): PendingIssue[] {
   const issues: PendingIssue[] = [];

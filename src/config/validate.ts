@@ -20,6 +20,7 @@ import type { ConfigPath, PendingIssue } from './issues.ts';
 import type { Zone } from './schema.ts';
 import { grantChecks, policyChecks, routeAccessChecks } from './validate-access.ts';
 import { credentialChecks, identityFileChecks, introspectionChecks, issuerChecks } from './validate-identity.ts';
+import { adminChecks, limitChecks, stateChecks } from './validate-limits.ts';
 
 export type { ValidationContext } from './checks.ts';
 
@@ -38,6 +39,9 @@ export async function validateConfig(data: unknown, context: ValidationContext):
     ...routeAccessChecks(view),
     ...grantChecks(view),
     ...policyChecks(view, context),
+    ...stateChecks(view),
+    ...adminChecks(view),
+    ...limitChecks(view),
   ];
   const fileIssues = await Promise.all([...fileChecks(view, context), ...identityFileChecks(view, context)]);
   issues.push(...fileIssues.flat());

@@ -8,7 +8,7 @@ import type { Reason } from '../errors.ts';
 import { HTTP_METHODS } from '../config/schema.ts';
 
 /** The pipeline stage a decision reason belongs to; `all` for a request every stage allowed. */
-export type DecisionStage = 'ingress' | 'routing' | 'credential' | 'authorization' | 'proxy' | 'audit' | 'gateway' | 'all';
+export type DecisionStage = 'ingress' | 'routing' | 'credential' | 'authorization' | 'rate_limit' | 'proxy' | 'audit' | 'gateway' | 'all';
 
 /**
  * Reason category (the part before the first `.`, SECURITY.md taxonomy) → stage. A reason whose
@@ -30,6 +30,13 @@ const STAGE_OF_CATEGORY: Readonly<Record<string, DecisionStage>> = {
   scope: 'authorization',
   purpose: 'authorization',
   policy: 'authorization',
+  // Stage 5 (DESIGN.md): rate limits, quotas, concurrency and abuse blocks.
+  ratelimit: 'rate_limit',
+  quota: 'rate_limit',
+  concurrency: 'rate_limit',
+  abuse: 'rate_limit',
+  // The revocation set cannot be trusted: the credential cannot be vouched for (fail closed).
+  state: 'credential',
   upstream: 'proxy',
   audit: 'audit',
   // answered by the gateway itself (resource metadata) or failed inside it

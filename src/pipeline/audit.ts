@@ -56,6 +56,7 @@ export function decisionRecord(ctx: DecisionInput, outcome: Outcome, endedAt: bi
       api: route?.apiId ?? null,
       ...principalFields(ctx),
       decided_by: ctx.decidedBy,
+      flags: ctx.flags,
       config_hash: ctx.snapshot.hash,
       upstream: {
         id: route && ctx.upstreamCalled ? route.upstream.id : null,

@@ -10,6 +10,10 @@ import type { RefusalReason } from '../errors.ts';
 import type { UpstreamPool } from '../upstream/pools.ts';
 import type { CredentialCheckers } from '../authn/runtime.ts';
 import type { Principal } from '../authn/principal.ts';
+import type { RevocationView } from '../state/store.ts';
+import type { RateLimiter } from '../ratelimit/limiter.ts';
+import type { ConcurrencyLimiter } from '../ratelimit/concurrency.ts';
+import type { AbuseGuard } from '../abuse/guard.ts';
 
 export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
 export type DownstreamResponse = ServerResponse | Http2ServerResponse;
@@ -33,6 +37,15 @@ export interface TlsFacts {
   readonly alpn: string | null;
 }
 
+/** Process-wide services the stages use (they outlive a configuration generation). */
+export interface RequestServices {
+  /** Revocations and partner status changes made at run time (src/state/). */
+  readonly revocations: RevocationView;
+  readonly limiter: RateLimiter;
+  readonly concurrency: ConcurrencyLimiter;
+  readonly abuse: AbuseGuard;
+}
+
 export interface RequestContext {
   readonly requestId: string;
   /** `process.hrtime.bigint()` when the request head was received. */
@@ -45,6 +58,7 @@ export interface RequestContext {
   readonly checkers: CredentialCheckers;
   /** Whether the audit trail accepts records right now. */
   readonly auditHealthy: () => boolean;
+  readonly services: RequestServices;
   readonly listener: CompiledListener;
   readonly req: DownstreamRequest;
   readonly res: DownstreamResponse;
@@ -85,6 +99,14 @@ export interface RequestContext {
   /** The gateway answered the request itself (protected-resource metadata). */
   servedByGateway: boolean;
 
+  // rate limit (stage 5)
+  /** Marks on the decision record (`portcullis.flags`), e.g. `source_network_violation`. */
+  flags: string[];
+  /** Releases the partner's concurrency slot; called once when the exchange ends. */
+  releaseConcurrency: (() => void) | null;
+  /** Headers added to the forwarded response (RateLimit headers, when enabled). */
+  responseHeaders: Record<string, string> | null;
+
   // proxy
   upstreamCalled: boolean;
   upstreamStatus: number | null;
@@ -116,6 +138,7 @@ export type DecisionInput = Pick<
   | 'route'
   | 'tls'
   | 'principal'
+  | 'flags'
   | 'decidedBy'
   | 'purpose'
   | 'upstreamCalled'

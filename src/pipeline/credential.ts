@@ -9,6 +9,7 @@
  * introspection, SECURITY.md IN-06).
  */
 import type { Principal } from '../authn/principal.ts';
+import type { Revocation } from '../state/store.ts';
 import { verifyApiKey } from '../authn/api-key.ts';
 import { isJoseCompactShaped } from '../authn/introspection.ts';
 import type { CompiledCredential, CompiledRoute } from '../config/snapshot.ts';
@@ -183,12 +184,33 @@ interface Verified {
   readonly detail: string;
 }
 
-/** Each credential resolves to exactly one partner credential, or the request ends. */
+/**
+ * Each credential resolves to exactly one partner credential, or the request ends. Then the
+ * revocations made at run time (src/state/) apply: the in-memory set is consulted on every
+ * request, after any cache, so no cached verification outlives a revocation (DESIGN.md).
+ */
 function bindPrincipal(ctx: RequestContext, bound: CompiledCredential | undefined, verified: Verified): StageOutcome {
-  const partner = bound ? ctx.snapshot.partners.get(bound.partnerId) : undefined;
+  let partner = bound ? ctx.snapshot.partners.get(bound.partnerId) : undefined;
   if (!bound || !partner) {
     return invalidToken(ctx, 'credential.unknown', `${verified.detail} belongs to no configured partner credential`);
   }
+  const revocations = ctx.services.revocations.current();
+  if ('unavailable' in revocations) {
+    // Fail closed: without a trustworthy revocation set, no credential can be vouched for.
+    return { reason: 'state.unavailable', detail: revocations.unavailable, headers: { 'retry-after': '5' } };
+  }
+  if (verified.tokenId !== null) {
+    const revoked = revocations.revoked('token', verified.tokenId);
+    if (revoked) return invalidToken(ctx, 'token.revoked', `token ${verified.tokenId} ${revokedBy(revoked)}`);
+  }
+  const revokedCredential = revocations.revoked('credential', bound.id);
+  if (revokedCredential) {
+    const detail = `credential ${bound.id} ${revokedBy(revokedCredential)}`;
+    return bound.type === 'api_key' ? { reason: 'api_key.revoked', detail } : invalidToken(ctx, 'credential.revoked', detail);
+  }
+  const override = revocations.partnerStatus(partner.id);
+  // A run-time status only ever restricts: offboarded > suspended > active.
+  if (override && STATUS_RANK[override.status] > STATUS_RANK[partner.status]) partner = { ...partner, status: override.status };
   ctx.principal = {
     partner,
     credential: bound,
@@ -203,3 +225,9 @@ function bindPrincipal(ctx: RequestContext, bound: CompiledCredential | undefine
   return undefined;
 }
 
+
+const STATUS_RANK = { active: 0, suspended: 1, offboarded: 2 } as const;
+
+function revokedBy(revocation: Revocation): string {
+  return `revoked by ${revocation.actor} at ${new Date(revocation.at).toISOString()}: ${revocation.reason}`;
+}

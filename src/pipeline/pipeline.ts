@@ -3,9 +3,12 @@
  * passes the context on or ends the request with a refusal; whatever happens, the exchange ends
  * in exactly one decision record.
  *
- *   1 ingress → routing → 2 transport identity → 3 credential → 4 authorization → 6 proxy → 7 audit
+ *   1 ingress → routing → abuse guard → 2 transport identity → 3 credential → 4 authorization
+ *   → audit ready → 5 rate limit → 6 proxy → 7 audit
  *
- * (Stage 5, rate limiting, joins between authorization and proxy when it exists.)
+ * The abuse guard runs before any credential is checked, so a blocked address costs no
+ * signature verification; the audit-ready check runs before the rate limit, so a request that
+ * cannot be recorded consumes no quota.
  */
 import { randomUUID } from 'node:crypto';
 import type { Http2ServerRequest } from 'node:http2';
@@ -24,11 +27,14 @@ import { routing } from './routing.ts';
 import { transportIdentity } from './transport-identity.ts';
 import { credential } from './credential.ts';
 import { authorization } from './authorization.ts';
+import { abuseGuard } from './abuse-guard.ts';
+import { rateLimit } from './rate-limit.ts';
+import { observeOutcome } from '../abuse/observe.ts';
 import { proxy } from './proxy.ts';
 import { decisionRecord } from './audit.ts';
 import type { Decision, Outcome } from './audit.ts';
 import { isClosingConnection, sendRefusal } from './respond.ts';
-import type { DownstreamRequest, DownstreamResponse, RequestContext, StageOutcome } from './context.ts';
+import type { DownstreamRequest, DownstreamResponse, RequestContext, RequestServices, StageOutcome } from './context.ts';
 
 /** The stages that decide, in order; the proxy stage follows them. A stage answers synchronously
  * whenever it can (a cached token, a refusal), so the common path pays for no promise. */
@@ -37,10 +43,24 @@ const NO_RULES: readonly string[] = Object.freeze([]);
 const DECIDING_STAGES: ReadonlyArray<(ctx: RequestContext) => StageOutcome | Promise<StageOutcome>> = [
   ingress,
   routing,
+  abuseGuard,
   transportIdentity,
   credential,
   authorization,
+  auditReady,
+  rateLimit,
 ];
+
+/**
+ * AU-04: a request the trail cannot record is not forwarded (the public zone's anonymous routes
+ * excepted: they carry no identity to account for).
+ */
+function auditReady(ctx: RequestContext): StageOutcome {
+  if (ctx.route?.auth === 'required' && !ctx.auditHealthy()) {
+    return { reason: 'audit.unavailable', detail: 'the audit trail is not accepting records', headers: { 'retry-after': '5' } };
+  }
+  return undefined;
+}
 
 export interface PipelineGeneration {
   readonly snapshot: Snapshot;
@@ -59,6 +79,7 @@ export interface PipelineHooks {
   readonly onEnd: () => void;
   /** True while the gateway drains: responses then close their connection. */
   readonly draining: () => boolean;
+  readonly services: RequestServices;
 }
 
 export function handleRequest(
@@ -79,6 +100,7 @@ export function handleRequest(
     pools: generation.pools,
     checkers: generation.checkers,
     auditHealthy: () => hooks.auditTrail.healthy(),
+    services: hooks.services,
     listener,
     req,
     res,
@@ -102,6 +124,9 @@ export function handleRequest(
     grantedScopes: null,
     purpose: null,
     servedByGateway: false,
+    flags: [],
+    releaseConcurrency: null,
+    responseHeaders: null,
     upstreamCalled: false,
     upstreamStatus: null,
     upstreamStartedAt: null,
@@ -137,11 +162,6 @@ async function run(ctx: RequestContext): Promise<void> {
       return;
     }
   }
-  // AU-04: a request the trail cannot record is not forwarded (the public zone's anonymous
-  // routes excepted: they carry no identity to account for).
-  if (ctx.route?.auth === 'required' && !ctx.auditHealthy()) {
-    return refuse(ctx, { reason: 'audit.unavailable', detail: 'the audit trail is not accepting records', headers: { 'retry-after': '5' } });
-  }
   const refusal = await proxy(ctx);
   if (refusal) refuse(ctx, refusal);
 }
@@ -153,6 +173,7 @@ function refuse(ctx: RequestContext, refusal: NonNullable<StageOutcome>): void {
 
 /** Runs once per request, when the response is complete or the connection went away. */
 function finish(ctx: RequestContext, hooks: PipelineHooks): void {
+  ctx.releaseConcurrency?.();
   const outcome = outcomeOf(ctx);
   const endedAt = process.hrtime.bigint();
   const record = decisionRecord(ctx, outcome, endedAt);
@@ -164,6 +185,12 @@ function finish(ctx: RequestContext, hooks: PipelineHooks): void {
   }
   // After the record is safe: metrics come second to the audit.
   hooks.metrics.observeRequest(ctx, outcome, endedAt);
+  observeOutcome(
+    hooks.services.abuse,
+    ctx.snapshot,
+    { clientIp: ctx.clientIp, credentialId: ctx.principal?.credential.id ?? null, reason: outcome.reason, status: outcome.status },
+    Date.now(),
+  );
   hooks.onEnd();
 }
 

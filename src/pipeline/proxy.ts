@@ -52,6 +52,7 @@ export async function proxy(ctx: RequestContext): Promise<StageOutcome> {
         ctx.upstreamHeadersAt = process.hrtime.bigint();
         const outgoing = stripResponseHeaders(upstreamHeaders as IncomingHttpHeaders) as Record<string, string | string[]>;
         outgoing['x-request-id'] = ctx.requestId;
+        if (ctx.responseHeaders !== null) Object.assign(outgoing, ctx.responseHeaders);
         (res as { writeHead(status: number, headers: Record<string, string | string[]>): unknown }).writeHead(statusCode, outgoing);
         return res as Writable;
       },

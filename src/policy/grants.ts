@@ -48,11 +48,9 @@ function compileConstraints(
 
   let sourceNetworks: BlockList | null = null;
   if (config.source_networks !== undefined) {
-    sourceNetworks = new BlockList();
-    for (const [i, block] of config.source_networks.entries()) {
-      const problem = addSubnet(sourceNetworks, block);
-      if (problem !== null) return { ok: false, path: ['constraints', 'source_networks', i], message: problem };
-    }
+    const compiled = compileNetworks(config.source_networks);
+    if (!compiled.ok) return { ok: false, path: ['constraints', 'source_networks', compiled.index], message: compiled.message };
+    sourceNetworks = compiled.networks;
   }
 
   const timeWindows =
@@ -197,11 +195,25 @@ function addSubnet(list: BlockList, block: string): string | null {
  * IPv4 client, RFC 4291 §2.5.5.2) matches IPv4 blocks: node's BlockList compares it as IPv4.
  */
 export function fromAllowedNetwork(constraints: CompiledConstraints, sourceIp: string): boolean {
-  if (constraints.sourceNetworks === null) return true;
+  return constraints.sourceNetworks === null || inNetworks(constraints.sourceNetworks, sourceIp);
+}
+
+/** CIDR blocks (validated: no host bits set) as one BlockList. */
+export function compileNetworks(blocks: readonly string[]): { ok: true; networks: BlockList } | { ok: false; index: number; message: string } {
+  const networks = new BlockList();
+  for (const [index, block] of blocks.entries()) {
+    const problem = addSubnet(networks, block);
+    if (problem !== null) return { ok: false, index, message: problem };
+  }
+  return { ok: true, networks };
+}
+
+/** True when `sourceIp` is inside `networks` (IPv4-mapped IPv6 addresses match IPv4 blocks). */
+export function inNetworks(networks: BlockList, sourceIp: string): boolean {
   const family = isIP(sourceIp);
   // Not an address (or one with a zone index, `fe80::1%eth0`): matches nothing.
   if (family === 0 || sourceIp.includes('%')) return false;
-  return constraints.sourceNetworks.check(sourceIp, family === 4 ? 'ipv4' : 'ipv6');
+  return networks.check(sourceIp, family === 4 ? 'ipv4' : 'ipv6');
 }
 
 // Network address arithmetic, for the host-bits check at load time only.

@@ -67,6 +67,7 @@ export function answerClientError(
     startedAt: now,
     receivedAt: new Date(),
     snapshot: generation.snapshot,
+    flags: [],
     listener,
     httpVersion: '1.1',
     method: '',

@@ -8,7 +8,7 @@
  */
 import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { Socket } from 'node:net';
 import { loadConfig } from '../config/load.ts';
 import { formatIssue } from '../config/issues.ts';
@@ -33,6 +33,14 @@ import type { BoundListener, ListenerHandlers } from './listeners.ts';
 import { startOpsServer } from './ops.ts';
 import { createMetrics } from '../observability/metrics.ts';
 import type { OpsServer } from './ops.ts';
+import { openStateStore } from '../state/open.ts';
+import type { StateStore } from '../state/store.ts';
+import { RateLimiter } from '../ratelimit/limiter.ts';
+import { ConcurrencyLimiter } from '../ratelimit/concurrency.ts';
+import { AbuseGuard } from '../abuse/guard.ts';
+import { createAdminHandler } from '../admin/api.ts';
+import { eventRecord } from '../audit/event-record.ts';
+import type { RequestServices } from '../pipeline/context.ts';
 
 export interface GatewayOptions {
   readonly configPath: string;
@@ -41,6 +49,8 @@ export interface GatewayOptions {
   readonly watch?: boolean;
   /** Receives the application log instead of stderr (the demo prints its own summary). */
   readonly log?: LogListener;
+  /** Sub-folder of the audit folder for this process's trail (a worker's own chain). */
+  readonly auditFolder?: string;
 }
 
 export type ReloadResult =
@@ -49,8 +59,11 @@ export type ReloadResult =
 
 export interface Gateway {
   readonly snapshot: Snapshot;
+  /** The state store (revocations, counters) this gateway shares with its peers. */
+  readonly state: StateStore;
   addresses(): { listeners: Array<{ name: string; zone: Zone; url: string }>; ops: string };
-  reload(): Promise<ReloadResult>;
+  /** `actor` is recorded on the audit record of the reload (`signal`, `file-watch`, …). */
+  reload(actor?: string): Promise<ReloadResult>;
   /** Not ready → (shutdown delay) → stop accepting → drain in-flight (bounded) → close. */
   shutdown(): Promise<void>;
 }
@@ -87,7 +100,41 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   };
   let decisionLog: DecisionLog = openDecisionLog(loaded.snapshot.decisionLog);
   const auditSettings = loaded.snapshot.audit;
-  const auditTrail = await openAuditTrail(auditSettings);
+  const trailSettings = options.auditFolder ? { ...auditSettings, dir: join(auditSettings.dir, options.auditFolder) } : auditSettings;
+  const stateSettings = loaded.snapshot.state;
+  let auditTrail: Awaited<ReturnType<typeof openAuditTrail>>;
+  let state: StateStore;
+  try {
+    auditTrail = await openAuditTrail(trailSettings);
+  } catch (error) {
+    generation.checkers.close();
+    authn.close();
+    decisionLog.close();
+    metrics.close();
+    throw error;
+  }
+  try {
+    state = await openStateStore(stateSettings);
+  } catch (error) {
+    generation.checkers.close();
+    authn.close();
+    await auditTrail.close();
+    decisionLog.close();
+    metrics.close();
+    throw error;
+  }
+  const services: RequestServices = {
+    revocations: state.revocations,
+    limiter: new RateLimiter(state),
+    concurrency: new ConcurrencyLimiter(),
+    abuse: new AbuseGuard(),
+  };
+  /** Appends a non-request record (reload, admin change); the caller decides what a refusal means. */
+  const recordEvent = (record: object, partnerId: string | null): boolean => {
+    const accepted = auditTrail.append(record, partnerId);
+    if (!accepted) log('error', 'audit.record_not_chained', { event: (record as { event?: { action?: string } }).event?.action ?? 'unknown' });
+    return accepted;
+  };
   const listeners = new Map<string, BoundListener>();
   let ops: OpsServer | null = null;
   let starting = true;
@@ -111,6 +158,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       if (inFlight === 0 && drained) drained();
     },
     draining: () => draining,
+    services,
   };
 
   const handlers: ListenerHandlers = {
@@ -159,14 +207,21 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       { name: 'listeners', ok: () => !starting && listeners.size === generation.snapshot.listeners.length },
       { name: 'issuer-keys', ok: () => authn.keysReady(generation.snapshot) },
       { name: 'audit', ok: () => auditTrail.healthy() },
+      { name: 'state', ok: () => state.health().ok },
       { name: 'not-draining', ok: () => !draining },
-    ], metrics);
+    ], metrics, createAdminHandler({
+      store: state,
+      snapshot: () => generation.snapshot,
+      audit: recordEvent,
+      auditHealthy: () => auditTrail.healthy(),
+    }));
   } catch (error) {
     for (const bound of listeners.values()) await bound.stopAccepting();
     for (const entry of generation.pools.values()) await entry.pool.destroy();
     generation.checkers.close();
     authn.close();
     await auditTrail.close();
+    await state.close();
     decisionLog.close();
     metrics.close();
     throw error;
@@ -182,7 +237,32 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   let onSwap: ((snapshot: Snapshot) => void) | null = null;
   let reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, changed: false, hash: generation.snapshot.hash });
 
-  async function reloadNow(): Promise<ReloadResult> {
+  async function reloadNow(actor: string): Promise<ReloadResult> {
+    const result = await applyReload();
+    // Every reload that changed something, or was refused, is on the trail: who, when, which version.
+    if (!result.ok) {
+      recordEvent(
+        eventRecord({
+          action: 'config.reload_refused',
+          outcome: 'failure',
+          reason: 'invalid_configuration',
+          actor,
+          partnerId: null,
+          configHash: generation.snapshot.hash,
+          issues: result.issues.map(formatIssue),
+        }),
+        null,
+      );
+    } else if ('previousHash' in result) {
+      recordEvent(
+        eventRecord({ action: 'config.reload_applied', outcome: 'success', reason: 'applied', actor, partnerId: null, configHash: result.hash, previousConfigHash: result.previousHash }),
+        null,
+      );
+    }
+    return result.ok ? { ok: true, changed: result.changed, hash: result.hash } : result;
+  }
+
+  async function applyReload(): Promise<ReloadResult | { ok: true; changed: true; hash: string; previousHash: string }> {
     if (draining) return { ok: true, changed: false, hash: generation.snapshot.hash };
     const next = await loadConfig(configPath, { env: options.env ?? process.env });
     if (!next.ok) {
@@ -260,15 +340,18 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (JSON.stringify(snapshot.audit) !== JSON.stringify(auditSettings)) {
       log('warn', 'audit.settings_need_restart', { message: 'audit settings changed; the running trail keeps its settings until the next start' });
     }
+    if (JSON.stringify(snapshot.state) !== JSON.stringify(stateSettings)) {
+      log('warn', 'state.settings_need_restart', { message: 'state settings changed; the running store keeps its settings until the next start' });
+    }
     onSwap?.(snapshot);
     log('info', 'config.reloaded', { config_hash: snapshot.hash, previous_hash: previous.snapshot.hash });
-    return { ok: true, changed: true, hash: snapshot.hash };
+    return { ok: true, changed: true, hash: snapshot.hash, previousHash: previous.snapshot.hash };
   }
 
-  async function reloadAndCount(): Promise<ReloadResult> {
+  async function reloadAndCount(actor: string): Promise<ReloadResult> {
     let result: ReloadResult;
     try {
-      result = await reloadNow();
+      result = await reloadNow(actor);
     } catch (error) {
       metrics.configLoaded(false);
       throw error;
@@ -277,8 +360,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     return result;
   }
 
-  function reload(): Promise<ReloadResult> {
-    reloading = reloading.then(reloadAndCount, reloadAndCount);
+  function reload(actor = 'api'): Promise<ReloadResult> {
+    const run = (): Promise<ReloadResult> => reloadAndCount(actor);
+    reloading = reloading.then(run, run);
     return reloading;
   }
 
@@ -305,7 +389,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         const watcher = watch(folder, { persistent: false }, (_event, name) => {
           if (name !== null && !names.has(String(name))) return;
           if (watchTimer) clearTimeout(watchTimer);
-          watchTimer = setTimeout(() => void reload(), WATCH_DEBOUNCE_MS);
+          watchTimer = setTimeout(() => void reload('file-watch'), WATCH_DEBOUNCE_MS);
         });
         watcher.on('error', (error) => log('warn', 'config.watch_failed', { folder, error: String(error) }));
         watchers.set(folder, watcher);
@@ -349,6 +433,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     generation.checkers.close();
     authn.close();
     await auditTrail.close();
+    await state.close();
     decisionLog.close();
     metrics.close();
     log('info', 'gateway.stopped', {});
@@ -358,6 +443,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     get snapshot() {
       return generation.snapshot;
     },
+    state,
     addresses() {
       return {
         listeners: [...listeners.values()].map((bound) => ({ name: bound.name, zone: bound.spec.zone, url: bound.url })),

@@ -102,7 +102,8 @@ export async function bindListener(spec: CompiledListener, handlers: ListenerHan
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ host: spec.address, port: spec.port, exclusive: true }, () => {
+    // Not exclusive: the workers of `serve --workers N` share the socket through their primary.
+    server.listen({ host: spec.address, port: spec.port }, () => {
       server.off('error', reject);
       resolve();
     });

@@ -25,9 +25,22 @@ export interface MetricsSource {
   scrape(): Promise<string>;
 }
 
-export async function startOpsServer(address: string, port: number, checks: readonly ReadinessCheck[], metrics?: MetricsSource): Promise<OpsServer> {
+/** Answers `/admin/…` requests (src/admin/api.ts); its own authentication and methods. */
+export type AdminHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
+
+export async function startOpsServer(
+  address: string,
+  port: number,
+  checks: readonly ReadinessCheck[],
+  metrics?: MetricsSource,
+  admin?: AdminHandler,
+): Promise<OpsServer> {
   const server = http.createServer({ requireHostHeader: false }, (req, res) => {
     const url = new URL(req.url ?? '/', 'http://ops');
+    if (admin && (url.pathname === '/admin' || url.pathname.startsWith('/admin/'))) {
+      admin(req, res);
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
       return;

@@ -56,6 +56,7 @@ function fullRecord(): object {
     startedAt,
     receivedAt: new Date('2026-11-28T19:00:00.000Z'),
     snapshot,
+    flags: ['source_network_violation'],
     listener: snapshot.listeners[0]!,
     httpVersion: '2.0',
     method: 'GET',
@@ -119,4 +120,31 @@ test('the record built here is complete: principal, TLS and upstream fields are 
   for (const field of ['portcullis.partner.id', 'portcullis.token.jti', 'tls.client.server_name', 'portcullis.upstream.id', 'portcullis.detail']) {
     assert.ok(fields.includes(field), field);
   }
+});
+
+test('every field an event record can carry is documented, and the doc lists no other', async () => {
+  const { eventRecord } = await import('../../src/audit/event-record.ts');
+  const full = eventRecord({
+    action: 'revocation.created',
+    outcome: 'success',
+    reason: 'applied',
+    actor: 'secops',
+    partnerId: 'acme',
+    configHash: 'a'.repeat(64),
+    note: 'leaked in a support ticket',
+    revocation: { kind: 'token', key: 'jti-1', expiresAt: 0 },
+    previousConfigHash: 'b'.repeat(64),
+    issues: ['config.yaml:1:1 CONFIG_UNKNOWN_KEY x: unknown key'],
+    propagation: { instances: 3, acknowledged: 3, elapsedMs: 2 },
+    sourceIp: '127.0.0.1',
+  });
+  const doc = await readFile(new URL('../../docs/audit.md', import.meta.url), 'utf8');
+  const section = doc.split(/^## /m).find((part) => part.startsWith('Event record fields'));
+  assert.ok(section, 'docs/audit.md has a "## Event record fields" section');
+  const documented = section.split('\n').filter((line) => line.startsWith('| `')).map((line) => line.split('|')[1]!.trim().replace(/^`|`$/g, ''));
+  const fields = leafPaths(full).sort();
+  assert.deepEqual(
+    { missingFromDoc: fields.filter((field) => !documented.includes(field)), notInRecord: documented.filter((field) => !fields.includes(field)) },
+    { missingFromDoc: [], notInRecord: [] },
+  );
 });

@@ -17,7 +17,7 @@ function indexOf(...entries: Array<{ keyId: string; sha256: string; expiresAt: n
   return new Map(
     entries.map((entry) => [
       entry.keyId,
-      { id: entry.id ?? `apikey-${entry.keyId}`, type: 'api_key', partnerId: 'acme', keyId: entry.keyId, sha256: Buffer.from(entry.sha256, 'hex'), expiresAt: entry.expiresAt },
+      { id: entry.id ?? `apikey-${entry.keyId}`, type: 'api_key', partnerId: 'acme', keyId: entry.keyId, sha256: Buffer.from(entry.sha256, 'hex'), expiresAt: entry.expiresAt, rateLimit: null },
     ]),
   );
 }

@@ -53,7 +53,7 @@ describe('portcullis apikey create', () => {
 
     // Compiled as the gateway compiles it, it verifies the printed key — and only it.
     const index = new Map<string, ApiKeyCredential>([
-      [credential.key_id, { id: credential.id, type: 'api_key', partnerId: 'acme', keyId: credential.key_id, sha256: Buffer.from(credential.sha256, 'hex'), expiresAt }],
+      [credential.key_id, { id: credential.id, type: 'api_key', partnerId: 'acme', keyId: credential.key_id, sha256: Buffer.from(credential.sha256, 'hex'), expiresAt, rateLimit: null }],
     ]);
     assert.equal(verifyApiKey(keys[0]!, index, Date.now()).ok, true);
     assert.equal(verifyApiKey(keys[0]!, index, expiresAt).ok, false);

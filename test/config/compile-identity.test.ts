@@ -176,16 +176,16 @@ partners:
   it('finds the partner of a verified credential in one lookup', async (t) => {
     const dir = await tempDir(t);
     const { credentials, partners } = await snapshotOf(t, await identityConfig(dir), dir);
-    assert.deepEqual(credentials.jwt.get('local')!.get('acme-client'), { id: 'acme-jwt', type: 'jwt', partnerId: 'acme', issuerId: 'local', clientId: 'acme-client' });
+    assert.deepEqual(credentials.jwt.get('local')!.get('acme-client'), { id: 'acme-jwt', type: 'jwt', partnerId: 'acme', issuerId: 'local', clientId: 'acme-client', rateLimit: null });
     assert.equal(credentials.jwt.get('local')!.get('globex-client')!.partnerId, 'globex');
     assert.equal(credentials.jwt.get('remote')!.get('svc|acme')!.id, 'acme-sub');
     // A client id is only known at its own issuer.
     assert.equal(credentials.jwt.get('remote')!.get('acme-client'), undefined);
-    assert.deepEqual(credentials.introspection.get('as')!.get('acme-rs'), { id: 'acme-opaque', type: 'introspection', partnerId: 'acme', endpointId: 'as', clientId: 'acme-rs' });
+    assert.deepEqual(credentials.introspection.get('as')!.get('acme-rs'), { id: 'acme-opaque', type: 'introspection', partnerId: 'acme', endpointId: 'as', clientId: 'acme-rs', rateLimit: null });
     assert.equal(credentials.introspection.get('as-mtls'), undefined);
     const key = credentials.apiKeys.get('abcdefghijkl')!;
     assert.equal(partners.get(key.partnerId)!.id, 'acme');
-    assert.deepEqual(key, { id: 'acme-key', type: 'api_key', partnerId: 'acme', keyId: 'abcdefghijkl', sha256: Buffer.from(SHA, 'hex'), expiresAt: Date.parse('2026-06-30T10:00:00Z') });
+    assert.deepEqual(key, { id: 'acme-key', type: 'api_key', partnerId: 'acme', keyId: 'abcdefghijkl', sha256: Buffer.from(SHA, 'hex'), expiresAt: Date.parse('2026-06-30T10:00:00Z'), rateLimit: null });
   });
 
   it('freezes sets, maps and credential entries', async (t) => {

@@ -92,6 +92,7 @@ export function route(overrides: Partial<CompiledRoute> = {}): CompiledRoute {
     sensitivity: 'internal',
     purpose: null,
     policies: [],
+    rateLimit: null,
     ...overrides,
   };
 }
@@ -111,6 +112,8 @@ export function partner(overrides: Partial<Omit<CompiledPartner, 'grants'>> & { 
     status: 'active',
     agreement: { id: 'MSA-17', expiresAt: Date.parse('2030-01-01T00:00:00Z') },
     policies: [],
+    limits: { rate: null, quotas: [], maxConcurrent: null },
+    sourceNetworks: null,
     ...rest,
     grants: byApi,
   };
@@ -119,7 +122,7 @@ export function partner(overrides: Partial<Omit<CompiledPartner, 'grants'>> & { 
 export function principal(overrides: Partial<Principal> & { scopeList?: string[] } = {}): Principal {
   const { scopeList = ['orders:read'], ...rest } = overrides;
   const owner = rest.partner ?? partner();
-  const credential: CompiledCredential = { id: 'acme-jwt', type: 'jwt', partnerId: owner.id, issuerId: 'idp', clientId: 'acme-client' };
+  const credential: CompiledCredential = { id: 'acme-jwt', type: 'jwt', partnerId: owner.id, issuerId: 'idp', clientId: 'acme-client', rateLimit: null };
   return {
     partner: owner,
     credential,

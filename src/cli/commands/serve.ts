@@ -8,13 +8,17 @@ import { usageError } from '../command.ts';
 import { ConfigLoadError, startGateway } from '../../server/gateway.ts';
 import { formatIssue } from '../../config/issues.ts';
 import { log } from '../../log.ts';
+import { availableParallelism } from 'node:os';
+import { runPrimary, workerAuditFolder, workerSlot } from '../../server/workers.ts';
 
-const USAGE = `Usage: portcullis serve -c FILE [--no-watch]
+const USAGE = `Usage: portcullis serve -c FILE [--workers N|auto] [--no-watch]
 
 Run the gateway with the configuration in FILE.
 
 Options:
   -c, --config FILE   configuration file (YAML)
+      --workers N     run N worker processes sharing the listeners and the state
+                      store (auto: one per core). Default 1: a single process.
       --no-watch      do not reload when files in the config folder change
   -h, --help          show this help
 
@@ -31,7 +35,7 @@ export const command: Command = {
     try {
       ({ values } = parseArgs({
         args: [...argv],
-        options: { config: { type: 'string', short: 'c' }, 'no-watch': { type: 'boolean', default: false } },
+        options: { config: { type: 'string', short: 'c' }, workers: { type: 'string', default: '1' }, 'no-watch': { type: 'boolean', default: false } },
         strict: true,
         allowPositionals: false,
       }));
@@ -41,9 +45,20 @@ export const command: Command = {
     if (!values.config) {
       return usageError('serve', USAGE, '--config is required');
     }
+    const workers = values.workers === 'auto' ? availableParallelism() : Number(values.workers);
+    if (!Number.isInteger(workers) || workers < 1 || workers > 256) {
+      return usageError('serve', USAGE, `--workers must be a whole number from 1 to 256, or auto (got "${values.workers}")`);
+    }
+    const slot = workerSlot();
+    if (workers > 1 && slot === null) return runPrimary(values.config, workers);
     let gateway;
     try {
-      gateway = await startGateway({ configPath: values.config, watch: !values['no-watch'] });
+      gateway = await startGateway({
+        configPath: values.config,
+        // The primary forwards SIGHUP; N watchers would reload N times for one edit, which is harmless.
+        watch: !values['no-watch'],
+        ...(slot !== null ? { auditFolder: workerAuditFolder(slot) } : {}),
+      });
     } catch (error) {
       if (error instanceof ConfigLoadError) {
         for (const issue of error.issues) process.stderr.write(`${formatIssue(issue)}\n`);
@@ -53,9 +68,10 @@ export const command: Command = {
       return 1;
     }
     const running = gateway;
+    if (slot !== null) process.send?.('ready');
     process.on('SIGHUP', () => {
       log('info', 'config.reload_requested', { signal: 'SIGHUP' });
-      void running.reload();
+      void running.reload('signal');
     });
     return new Promise<number>((resolveExit) => {
       let stopping = false;
@@ -75,7 +91,8 @@ export const command: Command = {
         );
       };
       process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
+      // A worker hears Ctrl-C with the whole process group; its primary coordinates the stop.
+      process.on('SIGINT', () => (slot === null ? stop('SIGINT') : undefined));
     });
   },
 };

@@ -1,0 +1,76 @@
+/**
+ * Feeds the abuse guard from finished requests (called once per decision record): an
+ * authentication failure counts against the source address, an authorization refusal against
+ * the credential that was refused. Upstream statuses never count — a 401 from the upstream is
+ * the upstream's business, and its reason is `allowed`.
+ */
+import { PROBLEMS, REASONS } from '../errors.ts';
+import type { Reason } from '../errors.ts';
+import type { Snapshot } from '../config/snapshot.ts';
+import { log } from '../log.ts';
+import { sourceKey } from './guard.ts';
+import type { AbuseGuard } from './guard.ts';
+
+export interface OutcomeFacts {
+  readonly clientIp: string;
+  /** The authenticated credential, when stage 3 established one. */
+  readonly credentialId: string | null;
+  readonly reason: Reason;
+  /** Status sent, or null when none was. */
+  readonly status: number | null;
+}
+
+export function observeOutcome(guard: AbuseGuard, snapshot: Snapshot, facts: OutcomeFacts, nowMs: number): { blockedSource: boolean; blockedCredential: boolean } {
+  let blockedSource = false;
+  let blockedCredential = false;
+  const perSource = snapshot.abuse.perSource;
+  if (perSource !== null && isAuthenticationFailure(facts.reason)) {
+    blockedSource = guard.recordAuthFailure(facts.clientIp, perSource, nowMs);
+    if (blockedSource) {
+      log('warn', 'abuse.source_blocked', {
+        source: sourceKey(facts.clientIp),
+        client_ip: facts.clientIp,
+        reason: facts.reason,
+        max: perSource.max,
+        window_ms: perSource.windowMs,
+        until: new Date(nowMs + perSource.blockMs).toISOString(),
+      });
+    }
+  }
+  const perCredential = snapshot.abuse.perCredential;
+  if (perCredential !== null && facts.credentialId !== null && isAuthorizationDenial(facts.reason)) {
+    blockedCredential = guard.recordDenial(facts.credentialId, perCredential, nowMs);
+    if (blockedCredential) {
+      log('warn', 'abuse.credential_blocked', {
+        credential: facts.credentialId,
+        client_ip: facts.clientIp,
+        reason: facts.reason,
+        max: perCredential.max,
+        window_ms: perCredential.windowMs,
+        until: new Date(nowMs + perCredential.blockMs).toISOString(),
+      });
+    }
+  }
+  return { blockedSource, blockedCredential };
+}
+
+/** Any reason whose public problem is a 401: the caller failed to prove who it is. */
+export function isAuthenticationFailure(reason: Reason): boolean {
+  const code = REASONS[reason];
+  return code !== null && PROBLEMS[code].status === 401;
+}
+
+/**
+ * Refusals of an authenticated caller by authorization: it asked for what it is not granted.
+ * Partner status and agreement refusals are not probing (the partner cannot change them), and
+ * rate-limit refusals have their own answer.
+ */
+export function isAuthorizationDenial(reason: Reason): boolean {
+  return (
+    reason.startsWith('grant.') ||
+    reason.startsWith('scope.') ||
+    reason.startsWith('purpose.') ||
+    reason.startsWith('policy.') ||
+    reason === 'partner.source_network'
+  );
+}

@@ -1,0 +1,82 @@
+/**
+ * Audit records for what is not a request: revocations, partner status changes, configuration
+ * reloads (applied or refused), token issuance. Same trail, same chain, same ECS conventions as
+ * the decision record (`src/pipeline/audit.ts`); `event.kind` is `event` and `event.action`
+ * names what happened. `docs/audit.md` lists every field ("Event record fields").
+ */
+
+export type EventAction =
+  | 'revocation.created'
+  | 'revocation.removed'
+  | 'partner.suspended'
+  | 'partner.resumed'
+  | 'partner.offboarded'
+  | 'config.reload_applied'
+  | 'config.reload_refused'
+  | 'admin.refused';
+
+export interface EventInput {
+  readonly action: EventAction;
+  readonly outcome: 'success' | 'failure';
+  /** Stable machine reason of the outcome (`applied`, `unauthenticated`, `invalid_request`, …). */
+  readonly reason: string;
+  /** Who did it: an admin token id, `cli`, `file-watch`, `signal`; null when unknown. */
+  readonly actor: string | null;
+  /** The partner concerned, when there is one: the record also goes to that partner's stream. */
+  readonly partnerId: string | null;
+  readonly configHash: string;
+  /** Why, as the actor wrote it (bounded). */
+  readonly note?: string | null;
+  /** `revocation.*`: what was revoked. */
+  readonly revocation?: { readonly kind: string; readonly key: string; readonly expiresAt: number | null } | null;
+  /** `config.*`: the hash before the change, and issues of a refused reload. */
+  readonly previousConfigHash?: string | null;
+  readonly issues?: readonly string[];
+  /** How far a change reached before the call returned. */
+  readonly propagation?: { readonly instances: number; readonly acknowledged: number; readonly elapsedMs: number } | null;
+  readonly sourceIp?: string | null;
+}
+
+const MAX_TEXT = 512;
+const MAX_ISSUES = 20;
+
+function bounded(text: string): string {
+  return text.length > MAX_TEXT ? `${text.slice(0, MAX_TEXT)}…` : text;
+}
+
+export function eventRecord(input: EventInput, now: Date = new Date()): object {
+  const category = input.action.startsWith('config.') ? 'configuration' : 'iam';
+  const type = input.action.endsWith('.removed') || input.action === 'partner.resumed' ? 'deletion' : input.action.startsWith('revocation.') ? 'creation' : 'change';
+  return {
+    '@timestamp': now.toISOString(),
+    event: {
+      kind: 'event',
+      category: [category],
+      type: [type],
+      action: input.action,
+      outcome: input.outcome,
+      reason: input.reason,
+    },
+    user: { id: input.actor },
+    ...(input.sourceIp ? { source: { ip: input.sourceIp } } : {}),
+    portcullis: {
+      partner: { id: input.partnerId },
+      config_hash: input.configHash,
+      ...(input.note ? { note: bounded(input.note) } : {}),
+      ...(input.revocation
+        ? {
+            revocation: {
+              kind: input.revocation.kind,
+              key: bounded(input.revocation.key),
+              expires_at: input.revocation.expiresAt === null ? null : new Date(input.revocation.expiresAt).toISOString(),
+            },
+          }
+        : {}),
+      ...(input.previousConfigHash !== undefined ? { previous_config_hash: input.previousConfigHash } : {}),
+      ...(input.issues ? { issues: input.issues.slice(0, MAX_ISSUES).map(bounded) } : {}),
+      ...(input.propagation
+        ? { propagation: { instances: input.propagation.instances, acknowledged: input.propagation.acknowledged, elapsed_ms: input.propagation.elapsedMs } }
+        : {}),
+    },
+  };
+}
