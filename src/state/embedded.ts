@@ -24,6 +24,7 @@
  * most `BUSY_TIMEOUT_MS` while another process holds the write lock (each write transaction is a
  * few statements, so waits are normally microseconds).
  */
+import { diffEvents, requireText, requireKind, requireTime, requireTtl, validRevocation, validPartnerStatus } from './validate.ts';
 import { randomUUID } from 'node:crypto';
 import { chmod, mkdir, open as openFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -70,13 +71,7 @@ const LOG_RETENTION_MS = 10 * 60_000;
 const QUOTA_GRACE_MS = 60_000;
 /** Keeps the WAL file from staying large after a burst of writes (bytes kept after a checkpoint). */
 const WAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024;
-/** Bounds the text the store accepts for keys, reasons and actors (they come from admin input). */
-const MAX_TEXT_LENGTH = 4096;
-/** The actor of a change found only by comparing tables (the log had been pruned past this process). */
-const UNKNOWN_ACTOR = 'unknown';
 
-const KINDS: ReadonlySet<string> = new Set<RevocationKind>(['token', 'credential', 'certificate']);
-const STATUSES: ReadonlySet<string> = new Set<PartnerStatus>(['active', 'suspended', 'offboarded']);
 const CLOSED_VIEW = Object.freeze({ unavailable: 'state store is closed' });
 
 export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<StateStore> {
@@ -597,41 +592,6 @@ function expiry(nowMs: number, ttlMs: number): number {
   return Math.ceil(nowMs + ttlMs);
 }
 
-/** The events that turn `before` into `after`, for a reload; removals carry UNKNOWN_ACTOR (the log that named the actor is gone). */
-function diffEvents(
-  before: { revocations: Revocation[]; partners: PartnerStatusChange[] },
-  after: { revocations: Revocation[]; partners: PartnerStatusChange[] },
-  now: number,
-): StateEvent[] {
-  const events: StateEvent[] = [];
-  const revocationKey = (entry: { kind: RevocationKind; key: string }): string => `${entry.kind}\n${entry.key}`;
-  const old = new Map(before.revocations.map((entry) => [revocationKey(entry), entry]));
-  for (const entry of after.revocations) {
-    const previous = old.get(revocationKey(entry));
-    old.delete(revocationKey(entry));
-    if (previous === undefined || !sameRevocation(previous, entry)) events.push({ type: 'revoked', revocation: entry });
-  }
-  for (const gone of old.values()) events.push({ type: 'unrevoked', kind: gone.kind, key: gone.key, actor: UNKNOWN_ACTOR, at: now });
-  const oldPartners = new Map(before.partners.map((change) => [change.partnerId, change]));
-  for (const change of after.partners) {
-    const previous = oldPartners.get(change.partnerId);
-    oldPartners.delete(change.partnerId);
-    if (previous === undefined || !samePartnerStatus(previous, change)) {
-      events.push({ type: 'partner_status', partnerId: change.partnerId, change, actor: change.actor, at: change.at });
-    }
-  }
-  for (const gone of oldPartners.values()) events.push({ type: 'partner_status', partnerId: gone.partnerId, change: null, actor: UNKNOWN_ACTOR, at: now });
-  return events;
-}
-
-function sameRevocation(a: Revocation, b: Revocation): boolean {
-  return a.kind === b.kind && a.key === b.key && a.reason === b.reason && a.actor === b.actor && a.at === b.at && a.expiresAt === b.expiresAt;
-}
-
-function samePartnerStatus(a: PartnerStatusChange, b: PartnerStatusChange): boolean {
-  return a.partnerId === b.partnerId && a.status === b.status && a.reason === b.reason && a.actor === b.actor && a.at === b.at;
-}
-
 /** A log event read back; null when it is not one this code wrote (the caller reloads the tables). */
 function parseEvent(text: string): StateEvent | null {
   try {
@@ -660,51 +620,3 @@ function parseEvent(text: string): StateEvent | null {
   }
 }
 
-function requireText(value: unknown, name: string): asserts value is string {
-  if (typeof value !== 'string' || value === '' || value.length > MAX_TEXT_LENGTH) {
-    throw new TypeError(`state: ${name} must be a non-empty string of at most ${MAX_TEXT_LENGTH} characters`);
-  }
-}
-
-function requireKind(value: unknown): asserts value is RevocationKind {
-  if (typeof value !== 'string' || !KINDS.has(value)) throw new TypeError(`state: kind must be one of ${[...KINDS].join(', ')}`);
-}
-
-/** ms since the epoch, as an integer (the columns are STRICT INTEGER). */
-function requireEpochMs(value: unknown, name: string): asserts value is number {
-  if (!Number.isSafeInteger(value) || (value as number) < 0) throw new TypeError(`state: ${name} must be an integer (ms since the epoch)`);
-}
-
-function requireTime(value: unknown, name: string): asserts value is number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new TypeError(`state: ${name} must be a time in ms since the epoch`);
-}
-
-function requireTtl(value: unknown): asserts value is number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new TypeError('state: ttlMs must be a positive number of ms');
-}
-
-function requireReason(value: unknown): asserts value is string {
-  if (typeof value !== 'string' || value.length > MAX_TEXT_LENGTH) throw new TypeError(`state: reason must be a string of at most ${MAX_TEXT_LENGTH} characters`);
-}
-
-/** A plain copy of a validated revocation (nothing the caller keeps a reference to ends up in the set). */
-function validRevocation(value: Revocation): Revocation {
-  if (typeof value !== 'object' || value === null) throw new TypeError('state: revocation must be an object');
-  requireKind(value.kind);
-  requireText(value.key, 'key');
-  requireReason(value.reason);
-  requireText(value.actor, 'actor');
-  requireEpochMs(value.at, 'at');
-  if (value.expiresAt !== null) requireEpochMs(value.expiresAt, 'expiresAt');
-  return { kind: value.kind, key: value.key, reason: value.reason, actor: value.actor, at: value.at, expiresAt: value.expiresAt };
-}
-
-function validPartnerStatus(value: PartnerStatusChange): PartnerStatusChange {
-  if (typeof value !== 'object' || value === null) throw new TypeError('state: partner status change must be an object');
-  requireText(value.partnerId, 'partnerId');
-  if (typeof value.status !== 'string' || !STATUSES.has(value.status)) throw new TypeError(`state: status must be one of ${[...STATUSES].join(', ')}`);
-  requireReason(value.reason);
-  requireText(value.actor, 'actor');
-  requireEpochMs(value.at, 'at');
-  return { partnerId: value.partnerId, status: value.status, reason: value.reason, actor: value.actor, at: value.at };
-}

@@ -6,8 +6,9 @@
  * Revocations are pushed, never polled. Each change is one Lua script that writes the state,
  * bumps a version counter and PUBLISHes the event, atomically; every instance applies the events
  * to its in-memory set in version order. Each instance holds two connections: commands, and a
- * subscriber (a subscribed connection cannot be shared with commands that must not wait behind
- * pushed messages). After the subscriber (re)connects — and only once its SUBSCRIBE has been
+ * subscriber of its own, so a slow command never delays a push and the health of the
+ * subscription — what fail-closed depends on — is seen on its own. After the subscriber
+ * (re)connects — and only once its SUBSCRIBE has been
  * answered — the whole state is read in one script together with its version, and the events
  * that arrived meanwhile are replayed above that version: nothing published around a reconnect
  * is lost, and a version that jumps (a missed message) triggers the same reload.
@@ -20,9 +21,14 @@
  * gets `{ instances, acknowledged, elapsedMs }`. Only instances that serve requests register:
  * one that refuses everything (fail closed, below) cannot let a revoked credential through.
  *
- * Fail closed: `revocations.current()` answers `unavailable` while the subscriber is down,
- * before the first full load and after a failed one — the set might miss a revocation — unless
- * `serveLastKnownForMs` allows serving it for that long after the trouble started.
+ * Fail closed: `revocations.current()` answers `unavailable` while the subscriber is down or not
+ * answering (pinged every heartbeat), before the first full load and after a failed one — the set
+ * might miss a revocation — unless `serveLastKnownForMs` allows serving it for that long after the
+ * trouble started. Commands get a reply deadline of `commandTimeoutMs` (node-redis's own timeout
+ * stops once a command is written); a connection that leaves several in a row unanswered is
+ * replaced. Sentinel and Cluster give no exact "re-subscribed" signal: there any sign of trouble
+ * makes the store reload shortly after, and the heartbeat compares Redis's version with the one
+ * applied, so a subscription that went silent is noticed within about two heartbeats.
  *
  * Clocks: GCRA uses the `nowMs` the caller passes; without one, the Redis server's clock (TIME),
  * so all instances count against one clock. Callers that pass their own clock need instances
@@ -32,6 +38,7 @@
  * Durability is Redis's: revocations survive a Redis restart only with persistence (AOF) or a
  * replica. A version that goes backwards after a reconnect is logged as `state.redis.version_regressed`.
  */
+import { diffEvents, requireText, requireKind, requireTime, requireTtl, validRevocation, validPartnerStatus, UNKNOWN_ACTOR, KINDS } from './validate.ts';
 import { randomUUID } from 'node:crypto';
 import { ErrorReply, TimeoutError, createClient, createCluster, createSentinel } from 'redis';
 import type { CompiledState } from '../config/snapshot.ts';
@@ -50,7 +57,6 @@ import type { RedisScript } from './redis-scripts.ts';
 import type {
   GcraLimit,
   GcraResult,
-  PartnerStatus,
   PartnerStatusChange,
   Propagation,
   QuotaResult,
@@ -93,13 +99,7 @@ const COMMAND_TIMEOUTS_BEFORE_RECONNECT = 3;
 const OWN_CHANGE_MEMORY_MS = 60_000;
 /** Instances that have not acknowledged anything for this long are forgotten. */
 const ACK_MEMORY_MS = 60_000;
-/** Bounds the text the store accepts for keys, reasons and actors (they come from admin input), as the embedded driver does. */
-const MAX_TEXT_LENGTH = 4096;
-/** The actor of a change found only by comparing the reloaded state with the old one. */
-const UNKNOWN_ACTOR = 'unknown';
 
-const KINDS: ReadonlySet<string> = new Set<RevocationKind>(['token', 'credential', 'certificate']);
-const STATUSES: ReadonlySet<string> = new Set<PartnerStatus>(['active', 'suspended', 'offboarded']);
 const CLOSED_VIEW = Object.freeze({ unavailable: 'state store is closed' });
 
 type ScriptOptions = { keys: string[]; arguments: string[] };
@@ -1198,33 +1198,6 @@ function validEvent(value: unknown): StateEvent | null {
   }
 }
 
-/** The events that turn `before` into `after`, for a reload; removals carry UNKNOWN_ACTOR (nobody said who). */
-function diffEvents(
-  before: { revocations: Revocation[]; partners: PartnerStatusChange[] },
-  after: { revocations: Revocation[]; partners: PartnerStatusChange[] },
-  now: number,
-): StateEvent[] {
-  const events: StateEvent[] = [];
-  const old = new Map(before.revocations.map((entry) => [revocationField(entry.kind, entry.key), entry]));
-  for (const entry of after.revocations) {
-    const field = revocationField(entry.kind, entry.key);
-    const previous = old.get(field);
-    old.delete(field);
-    if (previous === undefined || JSON.stringify(previous) !== JSON.stringify(entry)) events.push({ type: 'revoked', revocation: entry });
-  }
-  for (const gone of old.values()) events.push({ type: 'unrevoked', kind: gone.kind, key: gone.key, actor: UNKNOWN_ACTOR, at: now });
-  const oldPartners = new Map(before.partners.map((change) => [change.partnerId, change]));
-  for (const change of after.partners) {
-    const previous = oldPartners.get(change.partnerId);
-    oldPartners.delete(change.partnerId);
-    if (previous === undefined || JSON.stringify(previous) !== JSON.stringify(change)) {
-      events.push({ type: 'partner_status', partnerId: change.partnerId, change, actor: change.actor, at: change.at });
-    }
-  }
-  for (const gone of oldPartners.values()) events.push({ type: 'partner_status', partnerId: gone.partnerId, change: null, actor: UNKNOWN_ACTOR, at: now });
-  return events;
-}
-
 function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -1248,49 +1221,3 @@ function withDeadline<T>(promise: Promise<T>, ms: number, message: string | null
 
 // ---- input validation (the same rules as the embedded driver) -------------------------------
 
-function requireText(value: unknown, name: string): asserts value is string {
-  if (typeof value !== 'string' || value === '' || value.length > MAX_TEXT_LENGTH) {
-    throw new TypeError(`state: ${name} must be a non-empty string of at most ${MAX_TEXT_LENGTH} characters`);
-  }
-}
-
-function requireKind(value: unknown): asserts value is RevocationKind {
-  if (typeof value !== 'string' || !KINDS.has(value)) throw new TypeError(`state: kind must be one of ${[...KINDS].join(', ')}`);
-}
-
-function requireEpochMs(value: unknown, name: string): asserts value is number {
-  if (!Number.isSafeInteger(value) || (value as number) < 0) throw new TypeError(`state: ${name} must be an integer (ms since the epoch)`);
-}
-
-function requireTime(value: unknown, name: string): asserts value is number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new TypeError(`state: ${name} must be a time in ms since the epoch`);
-}
-
-function requireTtl(value: unknown): asserts value is number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new TypeError('state: ttlMs must be a positive number of ms');
-}
-
-function requireReason(value: unknown): asserts value is string {
-  if (typeof value !== 'string' || value.length > MAX_TEXT_LENGTH) throw new TypeError(`state: reason must be a string of at most ${MAX_TEXT_LENGTH} characters`);
-}
-
-function validRevocation(value: Revocation): Revocation {
-  if (typeof value !== 'object' || value === null) throw new TypeError('state: revocation must be an object');
-  requireKind(value.kind);
-  requireText(value.key, 'key');
-  requireReason(value.reason);
-  requireText(value.actor, 'actor');
-  requireEpochMs(value.at, 'at');
-  if (value.expiresAt !== null) requireEpochMs(value.expiresAt, 'expiresAt');
-  return { kind: value.kind, key: value.key, reason: value.reason, actor: value.actor, at: value.at, expiresAt: value.expiresAt };
-}
-
-function validPartnerStatus(value: PartnerStatusChange): PartnerStatusChange {
-  if (typeof value !== 'object' || value === null) throw new TypeError('state: partner status change must be an object');
-  requireText(value.partnerId, 'partnerId');
-  if (typeof value.status !== 'string' || !STATUSES.has(value.status)) throw new TypeError(`state: status must be one of ${[...STATUSES].join(', ')}`);
-  requireReason(value.reason);
-  requireText(value.actor, 'actor');
-  requireEpochMs(value.at, 'at');
-  return { partnerId: value.partnerId, status: value.status, reason: value.reason, actor: value.actor, at: value.at };
-}
