@@ -36,6 +36,7 @@ ${state}
 admin:
   tokens: [{ id: secops, sha256: ${createHash('sha256').update(adminToken).digest('hex')} }]
 abuse: { auth_failures_per_source: off, denials_per_credential: off }
+rate_limits: { mode: shared }
 ops: { port: 0 }
 listeners:
   - { name: api, zone: partner, port: 0, hostnames: [api.example.test] }
@@ -48,13 +49,13 @@ apis:
 routes:
   - { id: orders, zone: partner, methods: [GET], path: /orders, upstream: orders, api: orders, scopes: [orders:read], credentials: [jwt, api_key] }
 partners:
-${['acme', 'globex', 'initech', 'umbrella']
+${['acme', 'globex', 'initech', 'umbrella', 'hooli']
   .map(
     (id) => `  - id: ${id}
     agreement: { id: MSA-${id}, expires: 2099-12-31 }
     credentials:
       - { id: ${id}-jwt, type: jwt, issuer: idp, client_id: ${id}-client }
-${id === 'initech' ? `      - { id: initech-key, type: api_key, key_id: ${apiKey.keyId}, sha256: ${apiKey.sha256}, expires: 2099-01-01 }\n` : ''}    grants:
+${id === 'hooli' ? '    rate_limit: { rate: 1/h, burst: 9 }\n' : ''}${id === 'initech' ? `      - { id: initech-key, type: api_key, key_id: ${apiKey.keyId}, sha256: ${apiKey.sha256}, expires: 2099-01-01 }\n` : ''}    grants:
       - { api: orders, scopes: [orders:read] }`,
   )
   .join('\n')}
@@ -154,6 +155,17 @@ describe('three instances on one Redis', () => {
     const reasons = await reasonsIn('redis-a');
     assert.ok(reasons.includes('credential.revoked'), reasons.join(','));
     assert.ok(reasons.includes('partner.suspended'), reasons.join(','));
+  });
+
+  test('a shared rate limit holds exactly across instances under concurrent load', async () => {
+    // burst 9 at 1/h: exactly 10 requests in all, whichever instance takes them.
+    const token = tokenFor('hooli');
+    const results = await Promise.all(
+      gateways.flatMap((gateway) => Array.from({ length: 12 }, () => call(gateway.listeners['api']!, { authorization: `Bearer ${token}` }))),
+    );
+    const allowed = results.filter((result) => result.status === 200).length;
+    const limited = results.filter((result) => result.status === 429 && result.code === 'rate_limited').length;
+    assert.deepEqual({ allowed, limited }, { allowed: 10, limited: 26 });
   });
 
   test('Redis gone: every instance refuses with 503 state_unavailable (fail closed), and recovers', async () => {
