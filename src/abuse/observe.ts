@@ -54,10 +54,14 @@ export function observeOutcome(guard: AbuseGuard, snapshot: Snapshot, facts: Out
   return { blockedSource, blockedCredential };
 }
 
-/** Any reason whose public problem is a 401: the caller failed to prove who it is. */
+/**
+ * Any reason whose public problem is a 401: the caller failed to prove who it is. A DPoP nonce
+ * challenge is not a failure but a step of the protocol (RFC 9449 §8): a client meets it in the
+ * normal course and must not be blocked for it.
+ */
 export function isAuthenticationFailure(reason: Reason): boolean {
   const code = REASONS[reason];
-  return code !== null && PROBLEMS[code].status === 401;
+  return code !== null && code !== 'use_dpop_nonce' && PROBLEMS[code].status === 401;
 }
 
 /**

@@ -17,6 +17,7 @@ const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   revoke: () => import('./commands/revoke.ts'),
   partner: () => import('./commands/partner.ts'),
   test: () => import('./commands/test.ts'),
+  report: () => import('./commands/report.ts'),
 };
 
 const SUMMARIES: Record<string, string> = {
@@ -31,6 +32,7 @@ const SUMMARIES: Record<string, string> = {
   revoke: 'Revoke a token, credential or certificate on every instance (or remove, list)',
   partner: 'Suspend, resume or offboard a partner on every instance',
   test: 'Self-tests against a running deployment (test revocation)',
+  report: 'Reports from a configuration file (certificates: every certificate by expiry)',
 };
 
 function mainHelp(): string {

@@ -7,6 +7,8 @@
 import type { CompiledGrant } from '../policy/types.ts';
 import type { PolicyCompiler } from './compile-policy.ts';
 import { parseJson } from './file-checks.ts';
+import { parseCertificates } from './pem.ts';
+import type { PartnerTrust } from '../pki/types.ts';
 import type { ReferencedFiles } from './files.ts';
 import type { Config, IntrospectionConfig, IssuerConfig, PartnerConfig } from './schema.ts';
 import type {
@@ -94,7 +96,7 @@ function introspectionAuth(auth: IntrospectionConfig['auth'], files: ReferencedF
   }
 }
 
-export function compilePartner(partner: PartnerConfig, policy: PolicyCompiler, tiers: Config['rate_limits']['tiers']): CompiledPartner {
+export function compilePartner(partner: PartnerConfig, policy: PolicyCompiler, tiers: Config['rate_limits']['tiers'], files: ReferencedFiles): CompiledPartner {
   // Grants by API, in configuration order; the index in the partner's list names each grant.
   const grants = new Map<string, CompiledGrant[]>();
   partner.grants.forEach((grant, index) => {
@@ -114,6 +116,46 @@ export function compilePartner(partner: PartnerConfig, policy: PolicyCompiler, t
     policies: policy.rules(partner.policies, `partners[${partner.id}]`),
     limits: partnerLimits(partner, tiers),
     sourceNetworks: partner.source_networks ? policy.networks(partner.source_networks) : null,
+    mtls: partner.mtls ? compileTrust(partner.id, partner.mtls, files) : null,
+    requireSenderConstrained: partner.require_sender_constrained,
+  };
+}
+
+type MtlsConfig = NonNullable<PartnerConfig['mtls']>;
+
+/** A partner's mTLS trust: its own anchors (never another partner's), pins, name patterns, revocation. */
+function compileTrust(partnerId: string, mtls: MtlsConfig, files: ReferencedFiles): PartnerTrust {
+  const anchors = mtls.ca.flatMap((written) => {
+    const parsed = parseCertificates(files.contents(written));
+    if (!parsed.ok) throw new Error(`internal: CA file ${written} of partner "${partnerId}" failed after validation: ${parsed.reason}`);
+    return parsed.value;
+  });
+  const revocation = mtls.revocation;
+  return {
+    partnerId,
+    anchors,
+    pinned: new Set(mtls.pinned.map((pin) => pin.slice('sha256:'.length))),
+    subjects: mtls.subjects ?? null,
+    sanDns: mtls.san_dns ?? null,
+    sanUri: mtls.san_uri ?? null,
+    revocation: revocation
+      ? {
+          crl: revocation.crl
+            ? {
+                file: revocation.crl.file !== undefined ? { path: files.resolve(revocation.crl.file), contents: files.contents(revocation.crl.file) } : null,
+                url: revocation.crl.url ?? null,
+                fromCertificate: revocation.crl.from_certificate,
+                refreshMs: revocation.crl.refresh,
+                timeoutMs: revocation.crl.timeout,
+              }
+            : null,
+          ocsp: revocation.ocsp
+            ? { url: revocation.ocsp.url ?? null, fromCertificate: revocation.ocsp.from_certificate, timeoutMs: revocation.ocsp.timeout, maxCacheMs: revocation.ocsp.max_cache }
+            : null,
+          allowedHosts: revocation.allowed_hosts,
+          softFail: revocation.on_unavailable === 'allow',
+        }
+      : null,
   };
 }
 
@@ -137,6 +179,7 @@ export function credentialIndex(partners: readonly PartnerConfig[]): CredentialI
   const jwt = new Map<string, Map<string, CompiledCredential>>();
   const introspection = new Map<string, Map<string, CompiledCredential>>();
   const apiKeys = new Map<string, CompiledCredential & { readonly type: 'api_key' }>();
+  const mtls = new Map<string, CompiledCredential & { readonly type: 'mtls' }>();
   const within = (index: Map<string, Map<string, CompiledCredential>>, id: string): Map<string, CompiledCredential> => {
     let byClient = index.get(id);
     if (!byClient) index.set(id, (byClient = new Map()));
@@ -176,8 +219,11 @@ export function credentialIndex(partners: readonly PartnerConfig[]): CredentialI
             rateLimit: credential.rate_limit ? rateLimitSpec(credential.rate_limit) : null,
           });
           break;
+        case 'mtls':
+          mtls.set(partner.id, { id: credential.id, type: 'mtls', partnerId: partner.id, rateLimit: credential.rate_limit ? rateLimitSpec(credential.rate_limit) : null });
+          break;
       }
     }
   }
-  return { jwt, introspection, apiKeys };
+  return { jwt, introspection, apiKeys, mtls };
 }

@@ -55,7 +55,9 @@ export function compileSnapshot(config: Config, context: CompileContext): Snapsh
   const { files } = context;
   const policy = new PolicyCompiler();
 
-  const listeners = config.listeners.map((listener) => compileListener(listener, files));
+  // Every partner CA, for listeners that refuse untrusted client certificates at the handshake.
+  const partnerCas = config.partners.flatMap((partner) => partner.mtls?.ca ?? []).map((written) => files.contents(written));
+  const listeners = config.listeners.map((listener) => compileListener(listener, files, partnerCas));
   const upstreams = new Map(config.upstreams.map((upstream) => [upstream.id, compileUpstream(upstream, files)] as const));
   // Each rule is compiled once: routes share the global and API rule objects.
   const globalPolicies = policy.rules(config.policies, 'policies');
@@ -66,7 +68,7 @@ export function compileSnapshot(config: Config, context: CompileContext): Snapsh
   const issuers = new Map(config.issuers.map((issuer) => [issuer.id, compileIssuer(issuer, files)] as const));
   const issuersByIss = new Map<string, CompiledIssuer>([...issuers.values()].map((issuer) => [issuer.issuer, issuer] as const));
   const introspection = new Map(config.introspection.map((endpoint) => [endpoint.id, compileIntrospection(endpoint, files)] as const));
-  const partners = new Map(config.partners.map((partner) => [partner.id, compilePartner(partner, policy, config.rate_limits.tiers)] as const));
+  const partners = new Map(config.partners.map((partner) => [partner.id, compilePartner(partner, policy, config.rate_limits.tiers, files)] as const));
 
   const digests = fileDigests(config, files);
   const snapshot: Snapshot = {
@@ -94,6 +96,13 @@ export function compileSnapshot(config: Config, context: CompileContext): Snapsh
     state: compileState(config, baseDir),
     adminTokens: new Map(config.admin.tokens.map((token) => [token.sha256, token.id] as const)),
     rateLimits: { mode: config.rate_limits.mode, headers: config.rate_limits.headers !== undefined },
+    partnerTrusts: [...partners.values()].flatMap((partner) => (partner.mtls ? [partner.mtls] : [])),
+    dpop: {
+      algorithms: new Set(config.dpop.algorithms),
+      proofLifetimeMs: config.dpop.proof_lifetime,
+      nonce: config.dpop.nonce,
+      nonceLifetimeMs: config.dpop.nonce_lifetime,
+    },
     abuse: {
       perSource: abuseThreshold(config.abuse.auth_failures_per_source),
       perCredential: abuseThreshold(config.abuse.denials_per_credential),
@@ -115,7 +124,7 @@ export function compileSnapshot(config: Config, context: CompileContext): Snapsh
   return deepFreeze(snapshot, (value) => value instanceof Router || policy.owns(value));
 }
 
-function compileListener(listener: ListenerConfig, files: ReferencedFiles): CompiledListener {
+function compileListener(listener: ListenerConfig, files: ReferencedFiles, partnerCas: readonly Buffer[]): CompiledListener {
   const limits = listener.limits ?? {};
   const hostnames = listener.hostnames.map((name) => name.toLowerCase());
   return {
@@ -133,6 +142,9 @@ function compileListener(listener: ListenerConfig, files: ReferencedFiles): Comp
           key: files.contents(listener.tls.key),
           http2: listener.tls.http2,
           minVersion: listener.tls.min_version,
+          clientCertificates: listener.tls.client_certificates,
+          refuseAtHandshake: listener.tls.refuse_at_handshake,
+          handshakeCa: listener.tls.client_certificates !== 'none' && listener.tls.refuse_at_handshake ? partnerCas : [],
         }
       : null,
     limits: {
@@ -184,6 +196,7 @@ function compileApi(api: ApiConfig, policy: PolicyCompiler, endpoints: Config['i
     introspection: api.introspection ?? (endpoints.length === 1 ? endpoints[0]!.id : null),
     sensitivity: api.sensitivity,
     policies: policy.rules(api.policies, `apis[${api.id}]`),
+    requireSenderConstrained: api.require_sender_constrained,
   };
 }
 
@@ -219,6 +232,7 @@ function compileRoute(
     // Evaluation order: global rules, then the API's, then the route's (the partner's per request).
     policies: authenticated ? [...globalPolicies, ...(api?.policies ?? []), ...policy.rules(route.policies, `routes[${route.id}]`)] : [],
     rateLimit: authenticated && route.rate_limit ? { ...rateLimitSpec(route.rate_limit), per: route.rate_limit.per } : null,
+    requireSenderConstrained: authenticated && (route.require_sender_constrained ?? api?.requireSenderConstrained ?? false),
   };
 }
 
@@ -268,6 +282,10 @@ function fileDigests(config: Config, files: ReferencedFiles): Map<string, string
   for (const issuer of config.issuers) {
     for (const path of [issuer.jwks_file, issuer.ca]) if (path !== undefined) written.push(path);
   }
+  for (const partner of config.partners) {
+    for (const path of partner.mtls?.ca ?? []) written.push(path);
+    if (partner.mtls?.revocation?.crl?.file !== undefined) written.push(partner.mtls.revocation.crl.file);
+  }
   for (const endpoint of config.introspection) {
     if (endpoint.ca !== undefined) written.push(endpoint.ca);
     if (endpoint.auth.method === 'private_key_jwt') written.push(endpoint.auth.key);
@@ -299,6 +317,13 @@ function insecureOptionWarnings(config: Config, context: CompileContext): string
       `${context.where(['state', 'redis', 'on_disconnect'])} state.redis.on_disconnect: while Redis is unreachable the gateway serves the last known revocations for up to ${config.state.redis.serve_last_known_for} ms; revocations made meanwhile are not enforced`,
     );
   }
+  config.partners.forEach((partner, index) => {
+    if (partner.mtls?.revocation?.on_unavailable === 'allow') {
+      warnings.push(
+        `${context.where(['partners', index, 'mtls', 'revocation', 'on_unavailable'])} partners[${index}].mtls.revocation: certificates of partner "${partner.id}" are accepted while their revocation status cannot be checked (soft-fail); every such request is marked`,
+      );
+    }
+  });
   if (config.rate_limits.headers !== undefined) {
     warnings.push(`${context.where(['rate_limits', 'headers'])} rate_limits.headers: RateLimit headers follow an Internet-Draft and may change`);
   }

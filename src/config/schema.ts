@@ -114,7 +114,7 @@ const quota = z
 /** Asymmetric JWS algorithms only: `none` and HS* can never be configured (SECURITY.md JWT-01). */
 export const SIGNING_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
 
-export const CREDENTIAL_TYPES = ['jwt', 'introspection', 'api_key'] as const;
+export const CREDENTIAL_TYPES = ['jwt', 'introspection', 'api_key', 'mtls'] as const;
 
 /**
  * A policy rule in CEL. `require`: the request is denied unless the expression is true.
@@ -164,6 +164,14 @@ const listenerTls = z
     key: z.string().min(1).describe('Path to the PEM private key of the certificate (relative to the config file). Re-read on reload.'),
     http2: z.boolean().default(true).describe('Offer HTTP/2 by ALPN, with HTTP/1.1 fallback.'),
     min_version: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2').describe('Lowest TLS version accepted.'),
+    client_certificates: z
+      .enum(['none', 'request', 'require'])
+      .default('none')
+      .describe('Client certificates (mutual TLS): `none` (default); `request`: asked for, optional; `require`: a request without one is refused (401 tls.certificate_missing). Either way the certificate is checked against the partners\' own trust after the handshake, so each refusal gets a precise reason and a record.'),
+    refuse_at_handshake: z
+      .boolean()
+      .default(false)
+      .describe('Refuse a client certificate that chains to no partner\'s CA during the handshake (a TLS alert, no HTTP answer, no per-request record) instead of with a 401 afterwards. Default false.'),
   })
   .strict()
   .describe('Serve TLS on this listener.');
@@ -273,6 +281,10 @@ export const route = z
       .optional()
       .describe('Require a declared purpose from an allowed list; the purpose is part of the decision and its record.'),
     policies: z.array(policyRule).default([]).describe('CEL rules evaluated for this route, after the API\'s and global rules.'),
+    require_sender_constrained: z
+      .boolean()
+      .optional()
+      .describe('Accept only sender-constrained tokens on this route (certificate-bound or DPoP-bound); default: the API\'s setting.'),
     rate_limit: rateLimit
       .extend({
         per: z.enum(['partner', 'credential']).default('partner').describe('Whose requests share the limit on this route: each partner\'s, or each credential\'s. Default partner.'),
@@ -298,6 +310,7 @@ export const api = z
       .optional()
       .describe('Id of the introspection endpoint that knows this API\'s opaque tokens. Default: the only endpoint, when exactly one is configured; required when there are several.'),
     policies: z.array(policyRule).default([]).describe('CEL rules evaluated for every route of this API, after the global rules.'),
+    require_sender_constrained: z.boolean().default(false).describe('Accept only sender-constrained tokens on this API\'s routes. Default false.'),
   })
   .strict()
   .describe('An API: a set of routes (its operations) that partners are granted access to.');
@@ -326,6 +339,14 @@ const partnerCredential = z.discriminatedUnion('type', [
   z
     .object({
       id: id.describe('Unique credential id (across all partners).'),
+      type: z.literal('mtls'),
+      rate_limit: rateLimit.optional().describe('Rate limit of this credential, on top of the partner\'s.'),
+    })
+    .strict()
+    .describe('The partner\'s client certificate alone (see `mtls`), on routes that accept `mtls`. At most one per partner.'),
+  z
+    .object({
+      id: id.describe('Unique credential id (across all partners).'),
       type: z.literal('api_key'),
       key_id: z
         .string()
@@ -338,6 +359,63 @@ const partnerCredential = z.discriminatedUnion('type', [
     .strict()
     .describe('A legacy API key (header `X-API-Key`). Every use is marked as a long-lived credential.'),
 ]);
+
+export const REVOCATION_SOFT_FAIL_ACK = 'I understand a revoked certificate is accepted while its revocation status cannot be checked' as const;
+
+const fingerprint = z
+  .string()
+  .regex(/^sha256:[0-9a-f]{64}$/, 'expected sha256: and 64 lowercase hex digits (portcullis report certificates prints them)');
+
+const namePattern = z
+  .string()
+  .min(1)
+  .max(512)
+  .describe('An exact name, or `*` standing for one DNS label / one path segment (e.g. `*.acme.example`, `spiffe://acme.example/workload/*`).');
+
+const partnerMtls = z
+  .object({
+    ca: z
+      .array(z.string().min(1))
+      .default([])
+      .describe('PEM files of the CA certificates this partner\'s client certificates chain to (roots, and intermediates the partner does not send). Trusted for this partner only.'),
+    pinned: z.array(fingerprint).default([]).describe('SHA-256 fingerprints of individual client certificates accepted for this partner (self-signed or from any CA).'),
+    subjects: z.array(z.string().min(1).max(1024)).min(1).optional().describe('Accepted subject DNs, whole: RFC 4514 order (`CN=orders-client,O=Acme`) or node\'s one-per-line form; `*` matches within one attribute value.'),
+    san_dns: z.array(namePattern).min(1).optional().describe('Accepted DNS subject alternative names.'),
+    san_uri: z.array(namePattern).min(1).optional().describe('Accepted URI subject alternative names, e.g. SPIFFE IDs `spiffe://acme.example/*`.'),
+    revocation: z
+      .object({
+        crl: z
+          .object({
+            file: z.string().min(1).optional().describe('A CRL file (PEM or DER), re-read when it changes.'),
+            url: z.url({ protocol: /^https?$/ }).optional().describe('URL the CRL is fetched from.'),
+            from_certificate: z.boolean().default(false).describe('Fetch the CRL named by the certificate\'s distribution point, if its host is in `allowed_hosts`.'),
+            refresh: duration.default(3600000).describe('Longest time between two fetches (a CRL is refetched before its nextUpdate anyway). Default 1h.'),
+            timeout: duration.default(5000).describe('Timeout of one fetch. Default 5s.'),
+          })
+          .strict()
+          .optional(),
+        ocsp: z
+          .object({
+            url: z.url({ protocol: /^https?$/ }).optional().describe('OCSP responder URL. Default: the certificate\'s AIA, if its host is in `allowed_hosts`.'),
+            from_certificate: z.boolean().default(false).describe('Use the responder named in the certificate\'s Authority Information Access, if its host is in `allowed_hosts`.'),
+            timeout: duration.default(2000).describe('Timeout of one query. Default 2s.'),
+            max_cache: duration.default(3600000).describe('Longest time a good answer is cached (never beyond its nextUpdate). Default 1h.'),
+          })
+          .strict()
+          .optional(),
+        allowed_hosts: z.array(z.string().min(1)).default([]).describe('Hosts the gateway may fetch CRLs and OCSP answers from when a certificate names them (SSRF guard).'),
+        on_unavailable: z
+          .enum(['refuse', 'allow'])
+          .default('refuse')
+          .describe('When the revocation status cannot be established: `refuse` (default, 503 tls.revocation_unavailable) or `allow` (soft-fail: counted, and marked on every record it affects; needs `acknowledge`).'),
+        acknowledge: z.literal(REVOCATION_SOFT_FAIL_ACK).optional(),
+      })
+      .strict()
+      .optional()
+      .describe('How revocation of this partner\'s certificates is checked. Without it, only revocations made through the gateway apply.'),
+  })
+  .strict()
+  .describe('Mutual TLS trust for one partner.');
 
 const TIME_OF_DAY = /^([01][0-9]|2[0-3]):[0-5][0-9]$/;
 const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
@@ -405,6 +483,11 @@ export const partner = z
       .min(1)
       .optional()
       .describe('Client addresses this partner may call from, as CIDR blocks; a credential used from elsewhere is refused and flagged.'),
+    mtls: partnerMtls.optional().describe('Client certificates that authenticate this partner (mutual TLS).'),
+    require_sender_constrained: z
+      .boolean()
+      .default(false)
+      .describe('Accept only sender-constrained tokens from this partner (bound to its TLS certificate, RFC 8705, or to a DPoP key, RFC 9449); a plain bearer token is refused.'),
   })
   .strict()
   .describe('A partner organisation.');
@@ -515,6 +598,20 @@ export const config = z
       .strict()
       .default({ flush: 'interval', flush_interval: 100, checkpoint_interval: 60000, checkpoint_every: 1000, max_queue: 10000 })
       .describe('The tamper-evident audit trail: one hash-chained record per decision, a combined stream and one stream per partner, signed checkpoints. A request that cannot be recorded is not forwarded.'),
+    dpop: z
+      .object({
+        algorithms: z
+          .array(z.enum(SIGNING_ALGORITHMS))
+          .min(1)
+          .default(['ES256', 'EdDSA', 'PS256', 'RS256'])
+          .describe('Algorithms accepted for DPoP proofs (RFC 9449 §4.3: asymmetric only).'),
+        proof_lifetime: duration.default(60000).describe('Largest difference between a proof\'s `iat` and now, either way. Default 60s.'),
+        nonce: z.boolean().default(false).describe('Require a server nonce in proofs (RFC 9449 §8): a proof without a current one gets 401 use_dpop_nonce and a `DPoP-Nonce` header.'),
+        nonce_lifetime: duration.default(300000).describe('How long a server nonce stays valid. Default 5m.'),
+      })
+      .strict()
+      .default({ algorithms: ['ES256', 'EdDSA', 'PS256', 'RS256'], proof_lifetime: 60000, nonce: false, nonce_lifetime: 300000 })
+      .describe('DPoP proofs of possession (RFC 9449) for DPoP-bound tokens.'),
     state: z
       .object({
         driver: z

@@ -7,6 +7,7 @@ import type { Config, CredentialType, HttpMethod, Sensitivity, SigningAlgorithm,
 import type { Router } from '../router/router.ts';
 import type { BlockList } from 'node:net';
 import type { CompiledGrant, CompiledRule } from '../policy/types.ts';
+import type { PartnerTrust } from '../pki/types.ts';
 
 export interface ListenerLimits {
   readonly maxHeaderBytes: number;
@@ -25,6 +26,12 @@ export interface ListenerTls {
   readonly key: Buffer;
   readonly http2: boolean;
   readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
+  /** Mutual TLS: whether client certificates are asked for, and required. */
+  readonly clientCertificates: 'none' | 'request' | 'require';
+  /** Refuse certificates that chain to no partner CA during the handshake (then `handshakeCa` is set). */
+  readonly refuseAtHandshake: boolean;
+  /** Every partner CA (PEM), for `refuse_at_handshake`; empty otherwise. */
+  readonly handshakeCa: readonly Buffer[];
 }
 
 /** A GCRA limit (ECOSYSTEM.md §2.19) as configured: `text` is the rate as written (`100/s`). */
@@ -137,6 +144,8 @@ export interface CompiledRoute {
   readonly policies: readonly CompiledRule[];
   /** The operation's own rate limit, counted per partner or per credential. */
   readonly rateLimit: (RateLimitSpec & { readonly per: 'partner' | 'credential' }) | null;
+  /** Only sender-constrained tokens (route setting, else its API's). */
+  readonly requireSenderConstrained: boolean;
 }
 
 export interface CompiledApi {
@@ -148,6 +157,7 @@ export interface CompiledApi {
   readonly policies: readonly CompiledRule[];
   /** The introspection endpoint for this API's opaque tokens (explicit, or the only one configured). */
   readonly introspection: string | null;
+  readonly requireSenderConstrained: boolean;
 }
 
 export type KeySource =
@@ -206,12 +216,16 @@ export interface CompiledPartner {
   readonly limits: PartnerLimits;
   /** Addresses this partner may call from (null: anywhere). */
   readonly sourceNetworks: BlockList | null;
+  /** Client certificates that authenticate this partner; null when it has no mTLS trust. */
+  readonly mtls: PartnerTrust | null;
+  readonly requireSenderConstrained: boolean;
 }
 
 export type CompiledCredential =
   | { readonly id: string; readonly type: 'jwt'; readonly partnerId: string; readonly issuerId: string; readonly clientId: string; readonly rateLimit: RateLimitSpec | null }
   | { readonly id: string; readonly type: 'introspection'; readonly partnerId: string; readonly endpointId: string; readonly clientId: string; readonly rateLimit: RateLimitSpec | null }
-  | { readonly id: string; readonly type: 'api_key'; readonly partnerId: string; readonly keyId: string; readonly sha256: Buffer; readonly expiresAt: number; readonly rateLimit: RateLimitSpec | null };
+  | { readonly id: string; readonly type: 'api_key'; readonly partnerId: string; readonly keyId: string; readonly sha256: Buffer; readonly expiresAt: number; readonly rateLimit: RateLimitSpec | null }
+  | { readonly id: string; readonly type: 'mtls'; readonly partnerId: string; readonly rateLimit: RateLimitSpec | null };
 
 /** How a presented credential finds its partner: every lookup is one map access. */
 export interface CredentialIndex {
@@ -221,6 +235,8 @@ export interface CredentialIndex {
   readonly introspection: ReadonlyMap<string, ReadonlyMap<string, CompiledCredential>>;
   /** API key id → credential. */
   readonly apiKeys: ReadonlyMap<string, CompiledCredential & { readonly type: 'api_key' }>;
+  /** Partner id → its `mtls` credential (the client certificate alone). */
+  readonly mtls: ReadonlyMap<string, CompiledCredential & { readonly type: 'mtls' }>;
 }
 
 export interface Snapshot {
@@ -255,6 +271,9 @@ export interface Snapshot {
   /** Admin API tokens: SHA-256 (hex) → holder id. */
   readonly adminTokens: ReadonlyMap<string, string>;
   readonly rateLimits: { readonly mode: 'local' | 'shared'; readonly headers: boolean };
+  /** Partners with mTLS trust, for identifying a client certificate. */
+  readonly partnerTrusts: readonly PartnerTrust[];
+  readonly dpop: { readonly algorithms: ReadonlySet<string>; readonly proofLifetimeMs: number; readonly nonce: boolean; readonly nonceLifetimeMs: number };
   readonly abuse: { readonly perSource: AbuseThreshold | null; readonly perCredential: AbuseThreshold | null };
   readonly listeners: readonly CompiledListener[];
   readonly upstreams: ReadonlyMap<string, CompiledUpstream>;

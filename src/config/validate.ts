@@ -21,6 +21,7 @@ import type { Zone } from './schema.ts';
 import { grantChecks, policyChecks, routeAccessChecks } from './validate-access.ts';
 import { credentialChecks, identityFileChecks, introspectionChecks, issuerChecks } from './validate-identity.ts';
 import { adminChecks, limitChecks, stateChecks } from './validate-limits.ts';
+import { mtlsChecks, mtlsFileChecks } from './validate-mtls.ts';
 
 export type { ValidationContext } from './checks.ts';
 
@@ -42,8 +43,9 @@ export async function validateConfig(data: unknown, context: ValidationContext):
     ...stateChecks(view),
     ...adminChecks(view),
     ...limitChecks(view),
+    ...mtlsChecks(view),
   ];
-  const fileIssues = await Promise.all([...fileChecks(view, context), ...identityFileChecks(view, context)]);
+  const fileIssues = await Promise.all([...fileChecks(view, context), ...identityFileChecks(view, context), ...mtlsFileChecks(view, context)]);
   issues.push(...fileIssues.flat());
   return issues;
 }

@@ -9,8 +9,8 @@
  * ids) or by closed sets (method, status class, stage, result, reason); a credential id, a
  * subject or a token is never a label — the audit record has those.
  *
- * What is not built yet has no metric yet (tokens issued, rate-limit decisions, partner
- * certificate expiry, fail-open: no stage can fail open today); each comes with its feature.
+ * What is not built yet has no metric yet (tokens issued, rate-limit decisions, fail-open: no
+ * stage can fail open today); each comes with its feature.
  *
  * Who records what:
  * - the pipeline's `finish()` calls `observeRequest` once per request, from the data the
@@ -26,6 +26,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Snapshot } from '../config/snapshot.ts';
 import type { Outcome } from '../pipeline/audit.ts';
 import type { DecisionInput } from '../pipeline/context.ts';
+import { certificateInventory, earliestExpiries } from '../pki/inventory.ts';
+import { log } from '../log.ts';
 import { jwksFetchChannel, tokenCacheLookupChannel } from './channels.ts';
 import type { JwksFetchMessage, TokenCacheLookupMessage } from './channels.ts';
 import { methodLabel, protocolLabel, stageOfReason, statusClass } from './request-labels.ts';
@@ -115,6 +117,18 @@ export const METRICS = {
     help: 'Expiry (notAfter, Unix time) of the certificate each TLS listener serves, by listener and the certificate subject\'s common name.',
     labels: ['listener', 'name'],
   },
+  certificateNotAfter: {
+    name: 'portcullis_certificate_not_after_timestamp_seconds',
+    type: 'gauge',
+    help: 'Earliest expiry (notAfter, Unix time) among the certificates the configuration names, by kind (listener_certificate, partner_ca, upstream_client_certificate, issuer_ca, …) and owner (listener name, partner, upstream, issuer or introspection endpoint id).',
+    labels: ['kind', 'owner'],
+  },
+  revocationSoftFails: {
+    name: 'portcullis_revocation_soft_fail_total',
+    type: 'counter',
+    help: 'Requests let through although the revocation status of their client certificate could not be established (acknowledged soft-fail, `on_unavailable: allow`), by partner id.',
+    labels: ['partner'],
+  },
   auditQueueDepth: {
     name: 'portcullis_audit_queue_depth',
     type: 'gauge',
@@ -161,8 +175,11 @@ export interface GatewayMetricsOptions {
 /** What a request's observation needs: the decision record's input. */
 export type ObservedRequest = Pick<
   DecisionInput,
-  'route' | 'method' | 'httpVersion' | 'startedAt' | 'upstreamStartedAt' | 'upstreamHeadersAt' | 'upstreamStatus'
+  'route' | 'method' | 'httpVersion' | 'startedAt' | 'upstreamStartedAt' | 'upstreamHeadersAt' | 'upstreamStatus' | 'flags' | 'clientCertificate' | 'principal'
 >;
+
+/** The decision-record flag the transport-identity stage sets on a soft-failed revocation check. */
+export const REVOCATION_SOFT_FAIL_FLAG = 'revocation_soft_fail';
 
 export interface GatewayMetrics {
   readonly registry: Registry;
@@ -212,6 +229,43 @@ export function createMetrics(options: GatewayMetricsOptions): GatewayMetrics {
       // Listeners removed by a reload disappear from the scrape.
       this.reset();
       for (const expiry of expiries) this.set({ listener: expiry.listener, name: expiry.name }, expiry.notAfterSeconds);
+    },
+  });
+
+  const inventoryExpiries = new WeakMap<Snapshot, ReturnType<typeof earliestExpiries>>();
+  new Gauge({
+    ...labelled(def.certificateNotAfter),
+    registers: [registry],
+    collect() {
+      const snapshot = options.snapshot();
+      let expiries = inventoryExpiries.get(snapshot);
+      if (expiries === undefined) {
+        try {
+          // One series per (kind, owner), the earliest expiry of its certificates: bounded by the
+          // configuration however many certificates a CA bundle holds.
+          expiries = earliestExpiries(certificateInventory(snapshot));
+        } catch (error) {
+          // A scrape must not fail because of one gauge; say why this one is empty, once per configuration.
+          log('warn', 'metrics.certificate_inventory_failed', { error: error instanceof Error ? error.message : String(error) });
+          expiries = [];
+        }
+        inventoryExpiries.set(snapshot, expiries);
+      }
+      this.reset();
+      for (const expiry of expiries) this.set({ kind: expiry.kind, owner: expiry.owner }, expiry.notAfterSeconds);
+    },
+  });
+
+  // Partners that accept soft-fail are known from the configuration: their series start at 0.
+  const softFailSeeded = new WeakSet<Snapshot>();
+  const revocationSoftFails = new Counter({
+    ...labelled(def.revocationSoftFails),
+    registers: [registry],
+    collect() {
+      const snapshot = options.snapshot();
+      if (softFailSeeded.has(snapshot)) return;
+      softFailSeeded.add(snapshot);
+      for (const trust of snapshot.partnerTrusts ?? []) if (trust.revocation?.softFail) this.inc({ partner: trust.partnerId }, 0);
     },
   });
 
@@ -311,6 +365,12 @@ export function createMetrics(options: GatewayMetricsOptions): GatewayMetrics {
         decisionChildren.set(decisionKey, decision);
       }
       decision.inc();
+
+      if (request.flags.length > 0 && request.flags.includes(REVOCATION_SOFT_FAIL_FLAG)) {
+        // The flag is set only once a partner's trust accepted the certificate: a configured id.
+        const partner = request.clientCertificate?.partnerId ?? request.principal?.partner.id;
+        if (partner !== undefined && partner !== null) revocationSoftFails.inc({ partner });
+      }
 
       if (route === null) return;
       const upstream = route.upstream.id;

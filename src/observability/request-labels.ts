@@ -8,7 +8,7 @@ import type { Reason } from '../errors.ts';
 import { HTTP_METHODS } from '../config/schema.ts';
 
 /** The pipeline stage a decision reason belongs to; `all` for a request every stage allowed. */
-export type DecisionStage = 'ingress' | 'routing' | 'credential' | 'authorization' | 'rate_limit' | 'proxy' | 'audit' | 'gateway' | 'all';
+export type DecisionStage = 'ingress' | 'routing' | 'transport_identity' | 'credential' | 'authorization' | 'rate_limit' | 'proxy' | 'audit' | 'gateway' | 'all';
 
 /**
  * Reason category (the part before the first `.`, SECURITY.md taxonomy) → stage. A reason whose
@@ -19,6 +19,9 @@ const STAGE_OF_CATEGORY: Readonly<Record<string, DecisionStage>> = {
   allowed: 'all',
   http: 'ingress',
   route: 'routing',
+  tls: 'transport_identity',
+  binding: 'credential',
+  dpop: 'credential',
   token: 'credential',
   credential: 'credential',
   api_key: 'credential',

@@ -42,7 +42,16 @@ export function decisionRecord(ctx: DecisionInput, outcome: Outcome, endedAt: bi
     },
     url: { path: bounded(ctx.path) },
     source: { ip: ctx.clientIp, port: ctx.clientPort },
-    ...(ctx.tls ? { tls: { version: ctx.tls.protocol, cipher: ctx.tls.cipher, next_protocol: ctx.tls.alpn, client: { server_name: ctx.tls.sni } } } : {}),
+    ...(ctx.tls
+      ? {
+          tls: {
+            version: ctx.tls.protocol,
+            cipher: ctx.tls.cipher,
+            next_protocol: ctx.tls.alpn,
+            client: { server_name: ctx.tls.sni, ...clientCertificateFields(ctx) },
+          },
+        }
+      : {}),
     trace: { id: ctx.traceId || null },
     span: { id: ctx.spanId || null },
     portcullis: {
@@ -68,6 +77,20 @@ export function decisionRecord(ctx: DecisionInput, outcome: Outcome, endedAt: bi
         upstream_ms: Number(upstreamNs / 1000n) / 1000,
       },
     },
+  };
+}
+
+/** ECS `tls.client.*` of a presented client certificate: who it names, never its key. */
+function clientCertificateFields(ctx: DecisionInput): object {
+  const certificate = ctx.clientCertificate;
+  if (certificate === null) return {};
+  const { facts } = certificate;
+  return {
+    hash: { sha256: facts.fingerprintSha256 },
+    subject: bounded(facts.subject),
+    issuer: bounded(facts.issuer),
+    not_after: facts.notAfter,
+    x509: { serial_number: facts.serial },
   };
 }
 

@@ -14,6 +14,9 @@ import type { RevocationView } from '../state/store.ts';
 import type { RateLimiter } from '../ratelimit/limiter.ts';
 import type { ConcurrencyLimiter } from '../ratelimit/concurrency.ts';
 import type { AbuseGuard } from '../abuse/guard.ts';
+import type { RevocationChecker } from '../pki/revocation/checker.ts';
+import type { CertificateFacts } from '../pki/types.ts';
+import type { NonceSource } from '../authn/dpop.ts';
 
 export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
 export type DownstreamResponse = ServerResponse | Http2ServerResponse;
@@ -44,6 +47,12 @@ export interface RequestServices {
   readonly limiter: RateLimiter;
   readonly concurrency: ConcurrencyLimiter;
   readonly abuse: AbuseGuard;
+  /** CRL / OCSP status of client certificates, cached (src/pki/revocation/). */
+  readonly certificateRevocation: RevocationChecker;
+  /** Single use of DPoP proofs: true the first time a key is seen (StateStore.setIfAbsent). */
+  readonly replay: (key: string, ttlMs: number) => Promise<boolean>;
+  /** Server nonces for DPoP proofs (RFC 9449 §8), when `dpop.nonce` is on. */
+  readonly dpopNonces: NonceSource;
 }
 
 export interface RequestContext {
@@ -84,6 +93,8 @@ export interface RequestContext {
 
   // transport identity
   tls: TlsFacts | null;
+  /** The client certificate, when one was presented: whose it is (null when no partner's trust accepted it) and what it says. */
+  clientCertificate: { readonly partnerId: string | null; readonly facts: CertificateFacts } | null;
 
   // credential
   principal: Principal | null;
@@ -137,6 +148,7 @@ export type DecisionInput = Pick<
   | 'spanId'
   | 'route'
   | 'tls'
+  | 'clientCertificate'
   | 'principal'
   | 'flags'
   | 'decidedBy'

@@ -15,6 +15,8 @@ import { isJoseCompactShaped } from '../authn/introspection.ts';
 import type { CompiledCredential, CompiledRoute } from '../config/snapshot.ts';
 import type { RefusalReason } from '../errors.ts';
 import { bearerChallenge } from './challenge.ts';
+import { dpopChallenge, verifyDpopProof } from '../authn/dpop.ts';
+import { checkBinding } from '../authn/binding.ts';
 import type { Refusal, RequestContext, StageOutcome } from './context.ts';
 
 /** RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`. */
@@ -23,7 +25,7 @@ const API_KEY_HEADER = 'x-api-key';
 
 type Presented =
   | { readonly kind: 'none' }
-  | { readonly kind: 'bearer'; readonly token: string }
+  | { readonly kind: 'bearer'; readonly token: string; readonly scheme: 'Bearer' | 'DPoP' }
   | { readonly kind: 'api_key'; readonly key: string }
   | { readonly kind: 'refused'; readonly refusal: Refusal };
 
@@ -35,12 +37,97 @@ export function credential(ctx: RequestContext): StageOutcome | Promise<StageOut
     case 'refused':
       return presented.refusal;
     case 'none':
-      return { reason: 'token.missing', headers: { 'www-authenticate': bearerChallenge(ctx, null) } };
+      // A route that accepts the client certificate alone: the partner it authenticated.
+      if (route.credentials.includes('mtls') && ctx.clientCertificate?.partnerId) return checkCertificate(ctx, ctx.clientCertificate.partnerId);
+      // RFC 9449 §7.1 / SECURITY.md DP-07: both schemes are accepted, so both are offered.
+      return { reason: 'token.missing', headers: { 'www-authenticate': `${bearerChallenge(ctx, null)}, ${dpopChallenge(null, ctx.snapshot.dpop.algorithms)}` } };
     case 'api_key':
-      return checkApiKey(ctx, presented.key);
+      return then(checkApiKey(ctx, presented.key), () => senderConstraint(ctx, route, null, 'Bearer'));
     case 'bearer':
-      return checkToken(ctx, route, presented.token);
+      return then(checkToken(ctx, route, presented.token), () => senderConstraint(ctx, route, presented.token, presented.scheme));
   }
+}
+
+/** Runs `next` when `outcome` let the request through, without a promise when neither needs one. */
+function then(outcome: StageOutcome | Promise<StageOutcome>, next: () => StageOutcome | Promise<StageOutcome>): StageOutcome | Promise<StageOutcome> {
+  if (outcome instanceof Promise) return outcome.then((settled) => settled ?? next());
+  return outcome ?? next();
+}
+
+/** The client certificate is the credential, and its own sender constraint. */
+function checkCertificate(ctx: RequestContext, partnerId: string): StageOutcome {
+  const bound = ctx.snapshot.credentials.mtls.get(partnerId);
+  return bindPrincipal(ctx, bound, {
+    credentialType: 'mtls',
+    claims: Object.freeze(Object.create(null)),
+    scopes: new Set(),
+    tokenId: null,
+    issuer: null,
+    expiresAt: null,
+    longLived: false,
+    detail: `client certificate of partner ${partnerId}`,
+  });
+}
+
+/**
+ * Sender-constrained tokens: a token bound to a certificate (RFC 8705 §3, `cnf.x5t#S256`) is
+ * accepted only over a connection presenting that certificate; one bound to a DPoP key (RFC 9449,
+ * `cnf.jkt`) only with the `DPoP` scheme and a valid proof of that key. Checked on every request,
+ * after any cache: the binding is to this connection, this request.
+ */
+function senderConstraint(ctx: RequestContext, route: CompiledRoute, token: string | null, scheme: 'Bearer' | 'DPoP'): StageOutcome | Promise<StageOutcome> {
+  const principal = ctx.principal!;
+  const required = route.requireSenderConstrained || principal.partner.requireSenderConstrained;
+  const certificateX5t = ctx.clientCertificate?.partnerId === principal.partner.id ? ctx.clientCertificate.facts.x5t : null;
+  const bind = (dpopJkt: string | null): StageOutcome => {
+    const binding = checkBinding({ claims: principal.claims, scheme, certificateX5t, dpopJkt, required });
+    if (binding.ok) return undefined;
+    return { reason: binding.reason, detail: binding.detail, headers: { 'www-authenticate': schemeChallenge(ctx, scheme, 'invalid_token') } };
+  };
+  if (scheme === 'Bearer' || token === null) return bind(null);
+  const settings = ctx.snapshot.dpop;
+  return verifyDpopProof({
+    headerValues: headerValues(ctx, 'dpop'),
+    method: ctx.method,
+    htu: externalUri(ctx),
+    accessToken: token,
+    nowMs: Date.now(),
+    settings: { algorithms: settings.algorithms, proofLifetimeMs: settings.proofLifetimeMs, nonce: settings.nonce ? ctx.services.dpopNonces : null },
+    replay: ctx.services.replay,
+  }).then(
+    (proof): StageOutcome => {
+    if (proof.ok) return bind(proof.jkt);
+    const error = proof.reason === 'dpop.nonce_required' || proof.reason === 'dpop.nonce_invalid' ? 'use_dpop_nonce' : 'invalid_dpop_proof';
+    return {
+      reason: proof.reason,
+      detail: proof.detail,
+      headers: { 'www-authenticate': dpopChallenge(error, settings.algorithms), ...(proof.useNonce ? { 'dpop-nonce': proof.useNonce } : {}) },
+    };
+    },
+    // The replay cache cannot say whether the proof was used before: fail closed.
+    (error: unknown): StageOutcome => ({ reason: 'state.unavailable', detail: `DPoP replay cache: ${error instanceof Error ? error.message : String(error)}`, headers: { 'retry-after': '5' } }),
+  );
+}
+
+/** RFC 9449 §7.1: a DPoP request gets a DPoP challenge; a Bearer one the RFC 6750 challenge. */
+function schemeChallenge(ctx: RequestContext, scheme: 'Bearer' | 'DPoP', error: 'invalid_token'): string {
+  return scheme === 'DPoP' ? dpopChallenge(error, ctx.snapshot.dpop.algorithms) : bearerChallenge(ctx, error);
+}
+
+function headerValues(ctx: RequestContext, lowercaseName: string): string[] {
+  const raw = ctx.req.rawHeaders;
+  const values: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === lowercaseName.length && raw[i]!.toLowerCase() === lowercaseName) values.push(raw[i + 1]!);
+  }
+  return values;
+}
+
+/** The URI the client used (RFC 9449 §4.3 check 9): scheme and authority as received, the canonical path, no query. */
+function externalUri(ctx: RequestContext): string {
+  const headers = ctx.req.headers as Record<string, string | string[] | undefined>;
+  const authority = headers[':authority'] ?? headers['host'] ?? ctx.host;
+  return `${ctx.listener.tls ? 'https' : 'http'}://${String(authority).toLowerCase()}${ctx.path}`;
 }
 
 /** Exactly one credential, in a place it may travel, or a precise refusal. */
@@ -68,14 +155,16 @@ function presentedCredential(ctx: RequestContext, route: CompiledRoute): Present
     return { kind: 'api_key', key: apiKey };
   }
   if (authorization === null) return { kind: 'none' };
-  // RFC 9110 §11.1: the scheme is case-insensitive; RFC 6750 §2.1: exactly one space, then b64token.
+  // RFC 9110 §11.1: the scheme is case-insensitive; RFC 6750 §2.1 / RFC 9449 §7.1: exactly one
+  // space, then b64token.
   const space = authorization.indexOf(' ');
-  if (space !== 6 || authorization.slice(0, 6).toLowerCase() !== 'bearer') {
-    return refused(ctx, 'request.authorization_malformed', 'Authorization scheme is not Bearer', 'invalid_token');
+  const schemeName = space > 0 ? authorization.slice(0, space).toLowerCase() : '';
+  if (schemeName !== 'bearer' && schemeName !== 'dpop') {
+    return refused(ctx, 'request.authorization_malformed', 'Authorization scheme is neither Bearer nor DPoP', 'invalid_token');
   }
-  const token = authorization.slice(7);
-  if (!B64TOKEN.test(token)) return refused(ctx, 'request.authorization_malformed', 'Bearer credentials are not a b64token', 'invalid_token');
-  return { kind: 'bearer', token };
+  const token = authorization.slice(space + 1);
+  if (!B64TOKEN.test(token)) return refused(ctx, 'request.authorization_malformed', `${schemeName === 'dpop' ? 'DPoP' : 'Bearer'} credentials are not a b64token`, 'invalid_token');
+  return { kind: 'bearer', token, scheme: schemeName === 'dpop' ? 'DPoP' : 'Bearer' };
 }
 
 function hasQueryToken(query: string): boolean {
@@ -211,6 +300,12 @@ function bindPrincipal(ctx: RequestContext, bound: CompiledCredential | undefine
   const override = revocations.partnerStatus(partner.id);
   // A run-time status only ever restricts: offboarded > suspended > active.
   if (override && STATUS_RANK[override.status] > STATUS_RANK[partner.status]) partner = { ...partner, status: override.status };
+  // A client certificate and a token must name the same partner (RFC 8705 §3: the certificate of
+  // this connection is the holder of record).
+  const certificatePartner = ctx.clientCertificate?.partnerId ?? null;
+  if (certificatePartner !== null && certificatePartner !== partner.id) {
+    return invalidToken(ctx, 'tls.partner_mismatch', `${verified.detail} belongs to partner ${partner.id}, the client certificate to partner ${certificatePartner}`);
+  }
   ctx.principal = {
     partner,
     credential: bound,

@@ -118,6 +118,7 @@ export function handleRequest(
     route: null,
     params: {},
     tls: null,
+    clientCertificate: null,
     principal: null,
     decidedBy: null,
     rules: NO_RULES,

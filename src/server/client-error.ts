@@ -79,6 +79,7 @@ export function answerClientError(
     spanId: '',
     route: null,
     tls: null,
+    clientCertificate: null,
     principal: null,
     decidedBy: null,
     purpose: null,

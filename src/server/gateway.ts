@@ -38,6 +38,9 @@ import type { StateStore } from '../state/store.ts';
 import { RateLimiter } from '../ratelimit/limiter.ts';
 import { ConcurrencyLimiter } from '../ratelimit/concurrency.ts';
 import { AbuseGuard } from '../abuse/guard.ts';
+import { RevocationChecker } from '../pki/revocation/checker.ts';
+import { createNonceSource } from '../authn/dpop.ts';
+import { randomBytes } from 'node:crypto';
 import { createAdminHandler } from '../admin/api.ts';
 import { eventRecord } from '../audit/event-record.ts';
 import type { RequestServices } from '../pipeline/context.ts';
@@ -128,6 +131,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     limiter: new RateLimiter(state),
     concurrency: new ConcurrencyLimiter(),
     abuse: new AbuseGuard(),
+    certificateRevocation: new RevocationChecker(),
+    replay: (key, ttlMs) => state.setIfAbsent(key, ttlMs),
+    // Every instance must accept the nonces any of them issued: the key lives in the shared state.
+    dpopNonces: createNonceSource({ lifetimeMs: loaded.snapshot.dpop.nonceLifetimeMs, secret: await sharedSecret(state, 'dpop-nonce-key') }),
   };
   /** Appends a non-request record (reload, admin change); the caller decides what a refusal means. */
   const recordEvent = (record: object, partnerId: string | null): boolean => {
@@ -434,6 +441,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     authn.close();
     await auditTrail.close();
     await state.close();
+    services.certificateRevocation.close();
     decisionLog.close();
     metrics.close();
     log('info', 'gateway.stopped', {});
@@ -456,6 +464,25 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return shuttingDown;
     },
   };
+}
+
+/**
+ * A 32-byte key shared by every instance of one state store, created once: the instance that
+ * wins `setIfAbsent` on the lock writes it, the others wait for it.
+ */
+async function sharedSecret(state: StateStore, name: string): Promise<Buffer> {
+  const key = `secret:${name}`;
+  let value = await state.get(key);
+  if (value === null && (await state.setIfAbsent(`${key}:lock`, 10_000))) {
+    await state.set(key, randomBytes(32).toString('base64url'), null);
+  }
+  for (let waited = 0; value === null && waited < 10_000; waited += 50) {
+    value = await state.get(key);
+    if (value === null) await delay(50);
+  }
+  const secret = Buffer.from(value ?? '', 'base64url');
+  if (secret.length !== 32) throw new Error(`state: the shared secret "${name}" is missing or malformed`);
+  return secret;
 }
 
 function delay(ms: number): Promise<void> {

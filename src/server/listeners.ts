@@ -9,6 +9,7 @@ import https from 'node:https';
 import http2 from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { constants } from 'node:crypto';
 import type { CompiledListener } from '../config/snapshot.ts';
 import type { DownstreamRequest, DownstreamResponse } from '../pipeline/context.ts';
 
@@ -37,12 +38,36 @@ export interface BoundListener {
 
 export function bindKeyOf(spec: CompiledListener): string {
   const kind = spec.tls ? (spec.tls.http2 ? 'h2' : 'https') : 'http';
-  return `${spec.address}|${spec.port}|${kind}|${spec.limits.maxHeaderBytes}|${spec.limits.maxHeaders}`;
+  // Whether client certificates are asked for is a server option, not part of the secure context.
+  const clientCertificates = spec.tls ? `${spec.tls.clientCertificates}|${spec.tls.refuseAtHandshake}` : '';
+  return `${spec.address}|${spec.port}|${kind}|${spec.limits.maxHeaderBytes}|${spec.limits.maxHeaders}|${clientCertificates}`;
 }
 
+/**
+ * Mutual TLS (ECOSYSTEM.md §2.10): the certificate is asked for but not judged by OpenSSL, so the
+ * transport-identity stage can check it against the partner's own trust and refuse with a precise
+ * reason and a record. Only with `refuse_at_handshake` does OpenSSL verify, against every
+ * partner CA, and reset the handshake of a client without a trusted certificate.
+ */
 function tlsOptions(spec: CompiledListener) {
   const tls = spec.tls!;
-  return { cert: tls.cert, key: tls.key, minVersion: tls.minVersion };
+  const asks = tls.clientCertificates !== 'none';
+  return {
+    cert: tls.cert,
+    key: tls.key,
+    minVersion: tls.minVersion,
+    // A resumed session carries the client's leaf certificate but not the intermediates it sent,
+    // so the chain could not be judged again (RFC 8705 §2 / SECURITY.md MT-01): with client
+    // certificates, no session tickets, and (node keeps no server session cache) no resumption.
+    ...(asks ? { secureOptions: constants.SSL_OP_NO_TICKET } : {}),
+    requestCert: asks,
+    rejectUnauthorized: asks && tls.refuseAtHandshake,
+    ...(asks && tls.refuseAtHandshake ? { ca: [...tls.handshakeCa] } : {}),
+  };
+}
+
+function sameTlsContext(a: NonNullable<CompiledListener['tls']>, b: NonNullable<CompiledListener['tls']>): boolean {
+  return a.cert.equals(b.cert) && a.key.equals(b.key) && a.handshakeCa.length === b.handshakeCa.length && a.handshakeCa.every((ca, index) => ca.equals(b.handshakeCa[index]!));
 }
 
 export async function bindListener(spec: CompiledListener, handlers: ListenerHandlers): Promise<BoundListener> {
@@ -110,8 +135,7 @@ export async function bindListener(spec: CompiledListener, handlers: ListenerHan
   });
   const port = (server.address() as AddressInfo).port;
   const host = spec.address.includes(':') ? `[${spec.address}]` : spec.address;
-  let currentCert = spec.tls?.cert;
-  let currentKey = spec.tls?.key;
+  let currentTls = spec.tls;
 
   const bound: BoundListener = {
     name,
@@ -123,11 +147,10 @@ export async function bindListener(spec: CompiledListener, handlers: ListenerHan
     update(next) {
       bound.spec = next;
       applyLimits(server, next);
-      if (next.tls && (!next.tls.cert.equals(currentCert!) || !next.tls.key.equals(currentKey!))) {
-        // Certificate rotation without a restart; existing connections keep their session.
+      if (next.tls && currentTls && !sameTlsContext(next.tls, currentTls)) {
+        // Certificate (or partner CA) rotation without a restart; existing connections keep their session.
         (server as https.Server).setSecureContext(tlsOptions(next));
-        currentCert = next.tls.cert;
-        currentKey = next.tls.key;
+        currentTls = next.tls;
       }
     },
     stopAccepting() {

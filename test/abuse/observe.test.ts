@@ -52,7 +52,7 @@ test('the configured thresholds are what the guard applies', () => {
 test('every 401 reason is an authentication failure; authorization probing is a denial; nothing else is either', () => {
   for (const reason of Object.keys(REASONS) as Reason[]) {
     const code = REASONS[reason];
-    const unauthenticated = ['credential_missing', 'invalid_token', 'invalid_api_key'].includes(code ?? '');
+    const unauthenticated = ['credential_missing', 'invalid_token', 'invalid_api_key', 'certificate_required', 'invalid_client_certificate', 'invalid_dpop_proof'].includes(code ?? '');
     assert.equal(isAuthenticationFailure(reason), unauthenticated, reason);
   }
   for (const reason of ['grant.missing', 'grant.source_network', 'scope.insufficient', 'purpose.missing', 'policy.denied', 'partner.source_network'] as const) {

@@ -68,6 +68,20 @@ function fullRecord(): object {
     spanId: '00f067aa0ba902b7',
     route,
     tls: { protocol: 'TLSv1.3', cipher: 'TLS_AES_128_GCM_SHA256', sni: 'api.example.test', alpn: 'h2' },
+    clientCertificate: {
+      partnerId: 'acme',
+      facts: {
+        fingerprintSha256: 'ab'.repeat(32),
+        x5t: 'q'.repeat(43),
+        subject: 'CN=orders-client\nO=Acme',
+        issuer: 'CN=Acme Issuing CA',
+        serial: '1f',
+        notBefore: '2026-01-01T00:00:00.000Z',
+        notAfter: '2027-01-01T00:00:00.000Z',
+        sanDns: [],
+        sanUri: ['spiffe://acme.example/orders-client'],
+      },
+    },
     principal: {
       partner,
       credential,

@@ -297,9 +297,13 @@ describe('private_key_jwt endpoint: answers mapped to outcomes', () => {
     ['numeric-client-id-token', 'token.claim_invalid', /client_id is a number/],
     ['scope-array-token', 'token.claim_invalid', /scope/],
     ['scope-double-space-token', 'token.claim_invalid', /scope/],
-    ['dpop-token', 'token.claim_invalid', /DPoP/],
-    ['cnf-token', 'token.claim_invalid', /cnf/],
+    ['dpop-token', 'token.claim_invalid', /DPoP but cnf.jkt is missing/],
   ];
+  test('a certificate-bound token passes introspection with its cnf: the credential stage checks the binding', async () => {
+    const outcome = await client.introspect('cnf-token', AUDIENCE);
+    assert.equal(outcome.ok, true);
+    assert.deepEqual(outcome.ok && { ...(outcome.claims['cnf'] as object) }, { 'x5t#S256': 'bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2' });
+  });
   for (const [token, reason, detail] of cases) {
     test(`${token} → ${reason}`, async () => {
       const outcome = await client.introspect(token, AUDIENCE);

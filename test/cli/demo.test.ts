@@ -6,6 +6,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import dns from 'node:dns';
 import http from 'node:http';
@@ -128,6 +129,9 @@ function shellAssignments(stdout: string): Record<string, string> {
 interface CurlCall {
   readonly url: string;
   readonly cacert?: string;
+  /** Client certificate and key (mutual TLS). */
+  readonly cert?: string;
+  readonly key?: string;
   readonly headers: Record<string, string>;
 }
 
@@ -136,11 +140,15 @@ function parseCurl(line: string, variables: ShellVariables = {}): CurlCall {
   assert.equal(words.shift(), 'curl');
   const headers: Record<string, string> = {};
   let cacert: string | undefined;
+  let cert: string | undefined;
+  let key: string | undefined;
   let url: string | undefined;
   while (words.length > 0) {
     const word = words.shift()!;
     if (word === '-i') continue;
     if (word === '--cacert') cacert = words.shift();
+    else if (word === '--cert') cert = words.shift();
+    else if (word === '--key') key = words.shift();
     else if (word === '-H') {
       const [name, ...value] = words.shift()!.split(':');
       headers[name!.trim().toLowerCase()] = value.join(':').trim();
@@ -148,7 +156,8 @@ function parseCurl(line: string, variables: ShellVariables = {}): CurlCall {
     else assert.fail(`unexpected curl argument ${word} in: ${line}`);
   }
   assert.ok(url, `no URL in: ${line}`);
-  return { url, headers, ...(cacert !== undefined && { cacert }) };
+  assert.equal(cert === undefined, key === undefined, `--cert and --key go together in: ${line}`);
+  return { url, headers, ...(cacert !== undefined && { cacert }), ...(cert !== undefined && { cert }), ...(key !== undefined && { key }) };
 }
 
 interface Reply {
@@ -174,8 +183,9 @@ const localhostLookup: typeof dns.lookup = ((hostname: string, options: dns.Look
 async function perform(call: CurlCall): Promise<Reply> {
   const url = new URL(call.url);
   const ca = call.cacert === undefined ? undefined : await readFile(call.cacert);
+  const clientCertificate = call.cert === undefined ? undefined : { cert: await readFile(call.cert), key: await readFile(call.key!) };
   return new Promise((resolve, reject) => {
-    const options = { headers: call.headers, agent: false as const, lookup: localhostLookup, ...(ca && { ca }) };
+    const options = { headers: call.headers, agent: false as const, lookup: localhostLookup, ...(ca && { ca }), ...clientCertificate };
     const req = (url.protocol === 'https:' ? https : http).request(url, options, (res) => {
       let body = '';
       res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
@@ -251,20 +261,23 @@ describe('portcullis demo', () => {
     const variables = shellAssignments(run.stdout);
     assert.deepEqual(Object.keys(variables).sort(), ['ACME_READ', 'ACME_WRITE_ONLY', 'GLOBEX_READ'], run.stdout);
     const lines = curlLines(run.stdout);
-    assert.equal(lines.length, 7, `seven curl commands expected:\n${run.stdout}`);
-    const [allowed, missingCredential, unknownHost, acmeRead, acmeWriteOnly, globexRead, readiness] = lines.map((line) => parseCurl(line, variables)) as [
-      CurlCall, CurlCall, CurlCall, CurlCall, CurlCall, CurlCall, CurlCall,
+    assert.equal(lines.length, 9, `nine curl commands expected:\n${run.stdout}`);
+    const [allowed, missingCredential, unknownHost, acmeRead, acmeWriteOnly, globexRead, acmeMtls, acmeRevoked, readiness] = lines.map((line) => parseCurl(line, variables)) as [
+      CurlCall, CurlCall, CurlCall, CurlCall, CurlCall, CurlCall, CurlCall, CurlCall, CurlCall,
     ];
     assert.equal(allowed.url, `http://localhost:${ports[0]}/status`);
     assert.equal(missingCredential.url, `https://localhost:${ports[1]}/orders`);
     assert.equal(missingCredential.cacert, join(dataDir, 'pki', 'ca.crt'));
     assert.equal(unknownHost.url, `http://localhost:${ports[0]}/status`);
     assert.deepEqual(unknownHost.headers, { host: 'unknown.example' });
-    for (const [call, variable] of [[acmeRead, 'ACME_READ'], [acmeWriteOnly, 'ACME_WRITE_ONLY'], [globexRead, 'GLOBEX_READ']] as const) {
+    for (const [call, variable] of [[acmeRead, 'ACME_READ'], [acmeWriteOnly, 'ACME_WRITE_ONLY'], [globexRead, 'GLOBEX_READ'], [acmeMtls, 'ACME_READ'], [acmeRevoked, 'ACME_READ']] as const) {
       assert.equal(call.url, `https://api.localhost:${ports[1]}/orders`);
       assert.equal(call.cacert, join(dataDir, 'pki', 'ca.crt'));
       assert.deepEqual(call.headers, { authorization: `Bearer ${variables[variable]}` });
     }
+    for (const call of [acmeRead, acmeWriteOnly, globexRead]) assert.equal(call.cert, undefined, 'token-only calls send no certificate');
+    assert.deepEqual([acmeMtls.cert, acmeMtls.key], [join(dataDir, 'pki', 'acme-client.crt'), join(dataDir, 'pki', 'acme-client.key')]);
+    assert.deepEqual([acmeRevoked.cert, acmeRevoked.key], [join(dataDir, 'pki', 'acme-revoked.crt'), join(dataDir, 'pki', 'acme-revoked.key')]);
     assert.equal(readiness.url, `http://localhost:${ports[2]}/readyz`);
 
     // The tokens are what the text says they are, and short-lived.
@@ -318,6 +331,19 @@ describe('portcullis demo', () => {
     assert.equal((JSON.parse(closed.body) as { code: string }).code, 'grant_denied');
     assert.doesNotMatch(closed.body, /sample-upstream/);
 
+    // 7. acme's token with acme's client certificate: allowed, and the same token as in 4.
+    const mtlsOk = await perform(acmeMtls);
+    assert.equal(mtlsOk.status, 200, mtlsOk.body);
+    assert.equal((JSON.parse(mtlsOk.body) as { service: string }).service, 'sample-upstream');
+
+    // 8. The same call with the certificate the demo revoked through the gateway: 401, the
+    //    upstream never contacted, although the token alone is accepted (4, 7).
+    const revoked = await perform(acmeRevoked);
+    assert.equal(revoked.status, 401, revoked.body);
+    assert.equal(revoked.headers['content-type'], 'application/problem+json');
+    assert.equal((JSON.parse(revoked.body) as { code: string }).code, 'invalid_client_certificate');
+    assert.doesNotMatch(revoked.body, /sample-upstream|revoked by|demo:/, 'the operator detail stays in the record');
+
     const ready = await perform(readiness);
     assert.equal(ready.status, 200);
 
@@ -341,7 +367,16 @@ describe('portcullis demo', () => {
     assert.equal(await exitCode(run), 0, run.stderr);
     assert.match(run.stderr, /demo stopped\n$/);
     const records = (await readFile(decisionLog, 'utf8')).split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
-    assert.equal(records.length, 6, 'one decision record per data-plane request');
+    assert.equal(records.length, 8, 'one decision record per data-plane request');
+    // The mTLS calls' records name the certificate that was presented; the refusal says why.
+    type CertificateRecord = { event: { reason: string }; tls?: { client?: { hash?: { sha256: string }; subject?: string } } };
+    const [withCertificate, withRevoked] = (records as CertificateRecord[]).slice(6);
+    const fingerprintOf = async (file: string): Promise<string> => createHash('sha256').update(new X509Certificate(await readFile(file)).raw).digest('hex');
+    assert.equal(withCertificate!.event.reason, 'allowed');
+    assert.equal(withCertificate!.tls?.client?.hash?.sha256, await fingerprintOf(acmeMtls.cert!));
+    assert.match(withCertificate!.tls?.client?.subject ?? '', /^CN=acme-orders-client,/);
+    assert.equal(withRevoked!.event.reason, 'tls.revoked_gateway');
+    assert.equal(withRevoked!.tls?.client?.hash?.sha256, await fingerprintOf(acmeRevoked.cert!));
     const serialized = JSON.stringify(records);
     for (const token of Object.values(variables)) assert.ok(!serialized.includes(token), 'no raw token in a decision record');
   });
@@ -355,20 +390,30 @@ describe('portcullis demo', () => {
     assert.match(first.stdout, /Ctrl-C to stop/);
     const caPath = join(dataDir, 'pki', 'ca.crt');
     const jwksPath = join(dataDir, 'pki', 'dev-issuer.jwks.json');
+    const partnerCaPath = join(dataDir, 'pki', 'acme-ca.crt');
+    const revokedPath = join(dataDir, 'pki', 'acme-revoked.crt');
     const ca = await readFile(caPath);
     const jwks = await readFile(jwksPath);
+    const partnerCa = await readFile(partnerCaPath);
+    const revokedCertificate = await readFile(revokedPath);
     const { mtimeMs } = await stat(caPath);
-    if (process.platform !== 'win32') assert.equal((await stat(join(dataDir, 'pki', 'dev-issuer.key'))).mode & 0o777, 0o600);
+    if (process.platform !== 'win32') {
+      assert.equal((await stat(join(dataDir, 'pki', 'dev-issuer.key'))).mode & 0o777, 0o600);
+      for (const key of ['acme-client.key', 'acme-revoked.key']) assert.equal((await stat(join(dataDir, 'pki', key))).mode & 0o777, 0o600, key);
+    }
 
     const second = startDemo(['--data-dir', dataDir, '--no-wait', ...portArgs(await freePorts(4))]);
     assert.equal(await exitCode(second), 0, second.stderr);
     assert.match(second.stderr, /reusing dev PKI in /);
     assert.match(second.stderr, /reusing dev token signing key in /);
-    assert.equal(curlLines(second.stdout).length, 7);
+    assert.doesNotMatch(second.stderr, /creating/, 'the partner certificates are reused with the dev PKI');
+    assert.equal(curlLines(second.stdout).length, 9);
     assert.equal(explainLines(second.stdout).length, 2);
     assert.deepEqual(await readFile(caPath), ca);
     assert.equal((await stat(caPath)).mtimeMs, mtimeMs);
     assert.deepEqual(await readFile(jwksPath), jwks);
+    assert.deepEqual(await readFile(partnerCaPath), partnerCa);
+    assert.deepEqual(await readFile(revokedPath), revokedCertificate);
     // New tokens each start, signed by the same key.
     const kidOf = (stdout: string): string => JSON.parse(Buffer.from(shellAssignments(stdout)['ACME_READ']!.split('.')[0]!, 'base64url').toString()).kid;
     assert.equal(kidOf(second.stdout), kidOf(first.stdout));

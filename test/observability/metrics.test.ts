@@ -196,7 +196,7 @@ test('a published JWKS fetch is not counted by metrics that were closed', async 
 });
 
 function newMetrics(t: TestContext, options: { defaultMetrics?: boolean } = {}): GatewayMetrics {
-  const snapshot = { listeners: [] } as unknown as Snapshot;
+  const snapshot = { listeners: [], partners: new Map(), upstreams: new Map(), issuers: new Map(), introspection: new Map(), partnerTrusts: [] } as unknown as Snapshot;
   const metrics = createMetrics({
     snapshot: () => snapshot,
     auditStats: () => ({ queued: 0, written: 0, failedWrites: 0 }),

@@ -214,7 +214,8 @@ describe('RFC 6750 (SECURITY.md §2.6)', () => {
   test('ER-01: no credential → 401 with a Bearer challenge and no error', async () => {
     const result = await call({});
     await expectRefused(result, 401, 'credential_missing', 'token.missing');
-    assert.match(String(result.headers['www-authenticate']), /^Bearer realm="portcullis"(, resource_metadata="[^"]+")?$/);
+    // Both schemes are offered (RFC 9449 §7.1, SECURITY.md DP-07), neither with an error.
+    assert.match(String(result.headers['www-authenticate']), /^Bearer realm="portcullis"(, resource_metadata="[^"]+")?, DPoP algs="[A-Za-z0-9 ]+"$/);
     assert.doesNotMatch(String(result.headers['www-authenticate']), /error|scope=/);
   });
 

@@ -70,7 +70,7 @@ const upstream: CompiledUpstream = {
 };
 
 export function api(overrides: Partial<CompiledApi> = {}): CompiledApi {
-  return { id: 'orders', name: null, audience: 'https://api.example.test/orders', sensitivity: 'internal', policies: [], introspection: null, ...overrides };
+  return { id: 'orders', name: null, audience: 'https://api.example.test/orders', sensitivity: 'internal', policies: [], introspection: null, requireSenderConstrained: false, ...overrides };
 }
 
 export function route(overrides: Partial<CompiledRoute> = {}): CompiledRoute {
@@ -93,6 +93,7 @@ export function route(overrides: Partial<CompiledRoute> = {}): CompiledRoute {
     purpose: null,
     policies: [],
     rateLimit: null,
+    requireSenderConstrained: false,
     ...overrides,
   };
 }
@@ -114,6 +115,8 @@ export function partner(overrides: Partial<Omit<CompiledPartner, 'grants'>> & { 
     policies: [],
     limits: { rate: null, quotas: [], maxConcurrent: null },
     sourceNetworks: null,
+    mtls: null,
+    requireSenderConstrained: false,
     ...rest,
     grants: byApi,
   };

@@ -196,7 +196,7 @@ describe('routing', () => {
     const missing = await get('/orders', { host: 'partner.example.test' }, 'partner');
     assertProblem(missing, 401, 'credential_missing');
     // RFC 6750 §3: no credential, no error code in the challenge.
-    assert.match(String(missing.headers['www-authenticate']), /^Bearer realm="portcullis"(, resource_metadata="[^"]+")?$/);
+    assert.match(String(missing.headers['www-authenticate']), /^Bearer realm="portcullis"(, resource_metadata="[^"]+")?, DPoP algs="[A-Za-z0-9 ]+"$/);
     const bearer = await get('/orders', { host: 'partner.example.test', authorization: 'Bearer abc.def.ghi' }, 'partner');
     assertProblem(bearer, 401, 'invalid_token');
     assert.match(bearer.headers['www-authenticate'] as string, /^Bearer realm="portcullis", error="invalid_token"/);

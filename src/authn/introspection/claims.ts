@@ -45,7 +45,7 @@ export const CLOCK_SKEW_SECONDS = 30;
 const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
 
 /** RFC 6749 §7.1 / RFC 6750: the only token type this client accepts is a plain bearer token. */
-const BEARER_TOKEN_TYPES = new Set(['bearer', 'access_token']);
+const TOKEN_TYPES = new Set(['bearer', 'access_token', 'dpop']);
 
 export function refuse(reason: RefusalReason, detail: string): RefusedToken {
   return { ok: false, reason, detail };
@@ -88,16 +88,17 @@ export function interpretIntrospection(response: Record<string, unknown>, expect
   if (iat !== undefined && iat > nowSeconds + CLOCK_SKEW_SECONDS) return refuse('token.iat_future', 'iat is in the future');
 
   const tokenType = own(response, 'token_type');
+  const cnf = own(response, 'cnf');
   if (tokenType !== undefined) {
     if (typeof tokenType !== 'string') return refuse('token.claim_invalid', `token_type is ${describeValue(tokenType)}, not a string`);
-    // RFC 9449 §7.1: a DPoP-bound token presented as a bearer token must be refused; DPoP for
-    // introspected tokens is not supported yet, so any non-bearer type is refused.
-    if (!BEARER_TOKEN_TYPES.has(tokenType.toLowerCase())) return refuse('token.claim_invalid', 'token_type is not Bearer (DPoP-bound introspected tokens are not supported)');
+    if (!TOKEN_TYPES.has(tokenType.toLowerCase())) return refuse('token.claim_invalid', `token_type "${tokenType.slice(0, 32)}" is neither Bearer nor DPoP`);
+    // RFC 9449 §6.2: a DPoP token is bound to a key (`cnf.jkt`); one without a binding is inconsistent.
+    if (tokenType.toLowerCase() === 'dpop' && !(typeof cnf === 'object' && cnf !== null && typeof (cnf as Record<string, unknown>)['jkt'] === 'string')) {
+      return refuse('token.claim_invalid', 'token_type is DPoP but cnf.jkt is missing');
+    }
   }
-  // RFC 8705 §3.2 / RFC 9449 §6.2: a `cnf` binds the token to a key the client must prove. This
-  // client cannot check that binding yet, and accepting the token without it would turn a
-  // sender-constrained token back into a bearer token: refuse (fail closed).
-  if (own(response, 'cnf') !== undefined) return refuse('token.claim_invalid', 'the token is sender-constrained (cnf), which introspected tokens do not support yet');
+  // RFC 8705 §3.2 / RFC 9449 §6.2: a `cnf` binds the token to a certificate or a key; the
+  // credential stage checks that binding on every request (src/authn/binding.ts).
 
   const scopes = parseScope(own(response, 'scope'));
   if (scopes === null) return refuse('token.claim_invalid', 'scope is not a space-delimited string of scope tokens');

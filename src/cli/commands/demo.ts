@@ -1,9 +1,11 @@
 /**
- * `portcullis demo`: the five-minute tour. Creates (or reuses) a development PKI and the signing
- * key of a stand-in identity provider, starts the sample upstream and a gateway running
- * `examples/demo.yaml`, mints short-lived partner tokens, then prints curl commands (allowed
- * calls and refusals, with and without a token) and `portcullis explain` commands that say why.
- * Everything binds to loopback and lives under `--data-dir`.
+ * `portcullis demo`: the five-minute tour. Creates (or reuses) a development PKI, the partner
+ * acme's own client CA and certificates, and the signing key of a stand-in identity provider,
+ * starts the sample upstream and a gateway running `examples/demo.yaml`, revokes one of acme's
+ * certificates through the gateway, mints short-lived partner tokens, then prints curl commands
+ * (allowed calls and refusals, with and without a token, with a good and a revoked client
+ * certificate) and `portcullis explain` commands that say why. Everything binds to loopback and
+ * lives under `--data-dir`.
  *
  * stdout carries only the instructions (safe to pipe); progress and errors go to stderr.
  */
@@ -17,6 +19,7 @@ import { createProgress } from '../progress.ts';
 import { checkDevPki, createDevPki, writePki, type DevPkiFiles } from '../../pki/dev-ca.ts';
 import { startSampleUpstream, type SampleUpstream } from '../../demo/sample-upstream.ts';
 import { loadOrCreateDevIssuer, DEV_TOKEN_MAX_LIFETIME_SECONDS, type DevIssuer } from '../../demo/dev-issuer.ts';
+import { loadOrCreatePartnerPki, type PartnerPki } from '../../demo/partner-pki.ts';
 import type { Snapshot } from '../../config/snapshot.ts';
 import { startGateway, type Gateway } from '../../server/gateway.ts';
 import { setLogListener } from '../../log.ts';
@@ -39,6 +42,9 @@ const SCENARIO = {
   acme: { partner: 'acme', credential: 'acme-jwt' },
   globex: { partner: 'globex', credential: 'globex-jwt' },
 } as const;
+
+/** Why the demo's revoked certificate is revoked, as its revocation entry and refusals say. */
+const REVOKED_CERTIFICATE_REASON = 'demo: a revoked certificate';
 
 /** globex's grant opens this long after the demo starts and stays open for one hour. */
 const WINDOW_OPENS_AFTER_MS = 2 * 3_600_000;
@@ -106,6 +112,7 @@ async function run(argv: readonly string[]): Promise<number> {
   try {
     await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
     const pki = await prepareDevPki(join(options.dataDir, 'pki'), progress.step);
+    const partnerPki = await preparePartnerPki(pki.dir, !pki.reused, progress.step);
     const issuer = await prepareDevIssuer(pki.dir, progress.step);
     const globexWindow = windowClosedAt(new Date());
 
@@ -145,10 +152,12 @@ async function run(argv: readonly string[]): Promise<number> {
       { quiet: true },
     );
     gateway = await startGateway({ configPath: CONFIG_PATH, env });
+    checkPartnerTrust(gateway.snapshot, partnerPki);
+    await revokeDemoCertificate(gateway, partnerPki);
     const tokens = await mintDemoTokens(gateway.snapshot, issuer);
     progress.done();
 
-    process.stdout.write(instructions({ gateway, pki, dataDir: options.dataDir, logPath, tokens, globexWindow }));
+    process.stdout.write(instructions({ gateway, pki, partnerPki, dataDir: options.dataDir, logPath, tokens, globexWindow }));
   } catch (error) {
     progress.done();
     process.stderr.write(`portcullis demo: ${describeFailure(error, options)}\n`);
@@ -194,15 +203,62 @@ function parseOptions(argv: readonly string[]): DemoOptions {
   return { dataDir: resolve(values['data-dir'] ?? '.portcullis/demo'), ports, wait: !values['no-wait'] };
 }
 
-async function prepareDevPki(dir: string, step: (message: string) => void): Promise<DevPkiFiles> {
+async function prepareDevPki(dir: string, step: (message: string) => void): Promise<DevPkiFiles & { readonly reused: boolean }> {
   const check = await checkDevPki(dir);
   if (check.usable) {
     step(`reusing dev PKI in ${displayPath(dir)}`);
-    return check.files;
+    return { ...check.files, reused: true };
   }
   const why = check.reason.endsWith('is missing') ? '' : ` (${check.reason})`;
   step(`creating dev PKI in ${displayPath(dir)}${why}`);
-  return writePki(dir, await createDevPki());
+  return { ...(await writePki(dir, await createDevPki())), reused: false };
+}
+
+/**
+ * acme's client CA and certificates live next to the dev PKI and count as part of it: a step of
+ * their own is shown only when they are replaced while the rest is reused.
+ */
+async function preparePartnerPki(dir: string, devPkiCreated: boolean, step: (message: string) => void): Promise<PartnerPki> {
+  const partnerPki = await loadOrCreatePartnerPki(dir);
+  if (!partnerPki.reused && !devPkiCreated) {
+    const why = partnerPki.reason === undefined || partnerPki.reason.endsWith('is missing') ? '' : ` (${partnerPki.reason})`;
+    step(`creating acme's client CA and certificates in ${displayPath(dir)}${why}`);
+  }
+  return partnerPki;
+}
+
+/**
+ * The printed mTLS calls mean what their text says only if acme trusts the demo's partner CA and
+ * the partner listener asks for certificates; a configuration edited otherwise stops the demo
+ * with the reason, as for the tokens.
+ */
+function checkPartnerTrust(snapshot: Snapshot, partnerPki: PartnerPki): void {
+  const acme = snapshot.partners.get(SCENARIO.acme.partner);
+  const trusted = acme?.mtls?.anchors.some((anchor) => anchor.fingerprint256.replaceAll(':', '').toLowerCase() === partnerPki.caFingerprint);
+  if (!trusted) {
+    throw new Error(`${displayPath(CONFIG_PATH)}: partner "${SCENARIO.acme.partner}" must trust ${partnerPki.paths.ca} (mtls.ca) for the demo's client certificates`);
+  }
+  const listener = snapshot.listeners.find((candidate) => candidate.name === 'partner');
+  if (!listener || listener.tls === null || listener.tls.clientCertificates === 'none') {
+    throw new Error(`${displayPath(CONFIG_PATH)}: the "partner" listener must ask for client certificates (tls.client_certificates: request) for the demo's mTLS calls`);
+  }
+}
+
+/**
+ * Revokes acme's retired certificate through the gateway's own state store — what
+ * `portcullis revoke certificate` does through the admin API — so it is refused from the first
+ * request. Repeated at every start (a revocation is replaced, never duplicated); it lapses with
+ * the certificate, after which the certificate is refused as expired anyway.
+ */
+async function revokeDemoCertificate(gateway: Gateway, partnerPki: PartnerPki): Promise<void> {
+  await gateway.state.revoke({
+    kind: 'certificate',
+    key: `sha256:${partnerPki.revokedFingerprint}`,
+    reason: REVOKED_CERTIFICATE_REASON,
+    actor: 'demo',
+    at: Date.now(),
+    expiresAt: partnerPki.revokedNotAfter.getTime(),
+  });
 }
 
 async function prepareDevIssuer(dir: string, step: (message: string) => void): Promise<DevIssuer> {
@@ -263,13 +319,14 @@ async function mintDemoTokens(snapshot: Snapshot, issuer: DevIssuer): Promise<De
 interface InstructionsInput {
   readonly gateway: Gateway;
   readonly pki: DevPkiFiles;
+  readonly partnerPki: PartnerPki;
   readonly dataDir: string;
   readonly logPath: string;
   readonly tokens: DemoTokens;
   readonly globexWindow: TimeWindow;
 }
 
-function instructions({ gateway, pki, dataDir, logPath, tokens, globexWindow }: InstructionsInput): string {
+function instructions({ gateway, pki, partnerPki, dataDir, logPath, tokens, globexWindow }: InstructionsInput): string {
   const { listeners, ops } = gateway.addresses();
   const publicPort = portOf(findListener(listeners, 'public').url);
   const partnerPort = portOf(findListener(listeners, 'partner').url);
@@ -277,6 +334,8 @@ function instructions({ gateway, pki, dataDir, logPath, tokens, globexWindow }: 
   const cacert = `--cacert ${shellQuote(pki.paths.ca)}`;
   const partnerUrl = `https://${SCENARIO.host}:${partnerPort}${SCENARIO.path}`;
   const withToken = (variable: string): string => `curl -i ${cacert} -H "Authorization: Bearer $${variable}" ${partnerUrl}`;
+  const withCertificate = (variable: string, cert: string, key: string): string =>
+    `curl -i ${cacert} --cert ${shellQuote(cert)} --key ${shellQuote(key)} -H "Authorization: Bearer $${variable}" ${partnerUrl}`;
   // explain loads examples/demo.yaml itself, so it needs the values the demo filled in: always
   // globex's window, and the key folder when it is not where the file looks by default.
   const explainEnv = [
@@ -321,6 +380,19 @@ tokens expire in ${minutes} minutes — restart the demo for new ones.
   # 6. Refused: a valid token with the right scope, but globex's grant applies only from
   #    ${globexWindow.from} to ${globexWindow.to} UTC (set when the demo started, so closed now). 403 grant_denied.
   ${withToken('GLOBEX_READ')}
+
+acme also proves itself at the TLS layer (mutual TLS) with client certificates from its own
+CA, which the gateway trusts for acme only (mtls in the config).
+
+  # 7. Allowed: acme's token, sent with acme's client certificate. The decision record names
+  #    the certificate (tls.client.hash.sha256, subject, issuer). The sample upstream answers 200.
+  ${withCertificate('ACME_READ', partnerPki.paths.clientCert, partnerPki.paths.clientKey)}
+
+  # 8. Refused: the same call with acme's retired certificate, which the demo revoked through
+  #    the gateway when it started (portcullis revoke certificate --cert FILE does the same
+  #    through the admin API). 401 invalid_client_certificate: a valid token does not rescue
+  #    a revoked certificate, and the refusal comes before the token is even looked at.
+  ${withCertificate('ACME_READ', partnerPki.paths.revokedCert, partnerPki.paths.revokedKey)}
 
 Ask the gateway why, without sending a request (exit 0 allowed, 1 denied; the DEMO_WINDOW_*
 values are globex's window as the demo set it):

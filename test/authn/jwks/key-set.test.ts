@@ -47,7 +47,8 @@ async function fixture(t: TestContext): Promise<Fixture> {
     for (const set of sets) set.close();
     setLogListener(null);
     await server.close();
-    await rm(dataDir, { recursive: true, force: true });
+    // A disk-cache write begun before close() may still land while the folder is removed.
+    await rm(dataDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
   });
   return {
     server,
