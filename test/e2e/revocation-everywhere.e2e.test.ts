@@ -1,4 +1,4 @@
-// Issue 7's promise, end to end: three gateway processes share one Redis; a token, a credential
+// Issue 7's promise, end to end: three gateway processes share one Redis; a token, a certificate, a credential
 // and a partner revoked through the admin API of one instance are refused by the very next
 // request on each of the others — no sleep, no retry. Then the same on the embedded driver with
 // `serve --workers 2`, where the workers share one SQLite file.
@@ -16,6 +16,8 @@ import { startGatewayProcess } from '../helpers/gateway-process.ts';
 import type { GatewayProcess } from '../helpers/gateway-process.ts';
 import { accessToken, generateTestKey, jwks } from '../helpers/tokens.ts';
 import { generateApiKey } from '../../src/authn/api-key.ts';
+import { createTestPki } from '../helpers/pki.ts';
+import type { TestLeaf, TestPki, TestPkiFiles } from '../helpers/pki.ts';
 
 const ISS = 'https://idp.example.test';
 const AUD = 'https://api.example.test/orders';
@@ -25,6 +27,8 @@ const apiKey = generateApiKey();
 
 let dir: string;
 let upstream: RecordingUpstream;
+let pki: TestPki;
+let pkiFiles: TestPkiFiles;
 
 function config(instance: string, state: string): string {
   return `
@@ -40,6 +44,11 @@ rate_limits: { mode: shared }
 ops: { port: 0 }
 listeners:
   - { name: api, zone: partner, port: 0, hostnames: [api.example.test] }
+  - name: mtls
+    zone: partner
+    port: 0
+    hostnames: [api.example.test]
+    tls: { cert: ${pkiFiles.server.cert}, key: ${pkiFiles.server.key}, http2: false, client_certificates: request }
 upstreams:
   - { id: orders, url: "${upstream.url}" }
 issuers:
@@ -55,7 +64,7 @@ ${['acme', 'globex', 'initech', 'umbrella', 'hooli']
     agreement: { id: MSA-${id}, expires: 2099-12-31 }
     credentials:
       - { id: ${id}-jwt, type: jwt, issuer: idp, client_id: ${id}-client }
-${id === 'hooli' ? '    rate_limit: { rate: 1/h, burst: 9 }\n' : ''}${id === 'initech' ? `      - { id: initech-key, type: api_key, key_id: ${apiKey.keyId}, sha256: ${apiKey.sha256}, expires: 2099-01-01 }\n` : ''}    grants:
+${id === 'hooli' ? '    rate_limit: { rate: 1/h, burst: 9 }\n' : ''}${id === 'acme' ? `    mtls: { ca: [${pkiFiles.partnerA.root}] }\n` : ''}${id === 'initech' ? `      - { id: initech-key, type: api_key, key_id: ${apiKey.keyId}, sha256: ${apiKey.sha256}, expires: 2099-01-01 }\n` : ''}    grants:
       - { api: orders, scopes: [orders:read] }`,
   )
   .join('\n')}
@@ -71,6 +80,18 @@ async function call(url: string, headers: Record<string, string>): Promise<{ sta
   const dispatcher = new Agent({ pipelining: 0 });
   try {
     const response = await request(`${url}/orders`, { headers: { host: 'api.example.test', ...headers }, dispatcher });
+    const text = await response.body.text();
+    return { status: response.statusCode, code: text.startsWith('{') ? (JSON.parse(text) as { code?: string }).code : undefined };
+  } finally {
+    await dispatcher.close();
+  }
+}
+
+/** A request over mTLS presenting `leaf`, with a token of acme. */
+async function callWithCertificate(url: string, leaf: TestLeaf, token: string): Promise<{ status: number; code: string | undefined }> {
+  const dispatcher = new Agent({ connect: { ca: pki.server.ca.certPem, servername: 'api.example.test', cert: leaf.chainPem, key: leaf.keyPem } });
+  try {
+    const response = await request(`${url}/orders`, { headers: { host: 'api.example.test', authorization: `Bearer ${token}` }, dispatcher });
     const text = await response.body.text();
     return { status: response.statusCode, code: text.startsWith('{') ? (JSON.parse(text) as { code?: string }).code : undefined };
   } finally {
@@ -100,6 +121,8 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'portcullis-revoke-everywhere-'));
   upstream = await startRecordingUpstream();
   await writeFile(join(dir, 'jwks.json'), jwks(key));
+  pki = await createTestPki();
+  pkiFiles = await pki.writePki(join(dir, 'pki'));
 });
 after(async () => {
   await upstream?.close();
@@ -136,6 +159,18 @@ describe('three instances on one Redis', () => {
     }
     // Other tokens of the same partner are untouched.
     assert.equal((await call(gateways[1]!.listeners['api']!, { authorization: `Bearer ${tokenFor('acme')}` })).status, 200);
+  });
+
+  test('a certificate revoked through one instance is refused by the next request on every other', async () => {
+    const token = tokenFor('acme');
+    for (const gateway of gateways) assert.equal((await callWithCertificate(gateway.listeners['mtls']!, pki.partnerA.good, token)).status, 200);
+    const revoked = await admin(gateways[2]!.ops, 'POST', '/admin/revocations', { kind: 'certificate', key: `sha256:${pki.partnerA.good.fingerprint}`, reason: 'key compromise' });
+    assert.equal(revoked.status, 201, JSON.stringify(revoked.json));
+    for (const gateway of gateways.slice(0, 2)) {
+      assert.deepEqual(await callWithCertificate(gateway.listeners['mtls']!, pki.partnerA.good, token), { status: 401, code: 'invalid_client_certificate' });
+    }
+    // Another certificate of the same partner still works.
+    assert.equal((await callWithCertificate(gateways[0]!.listeners['mtls']!, pki.partnerA.spiffe, token)).status, 200);
   });
 
   test('a revoked credential and a suspended partner bite at once on every other instance', async () => {
