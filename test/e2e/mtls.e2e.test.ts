@@ -186,6 +186,23 @@ describe('client certificates, a CRL file, and revocation through the gateway', 
     assert.equal(h.upstream.seen.length, before);
   });
 
+  test('a leaf revoked at its CA (a new CRL file) is refused once the gateway has looked at the file again', async () => {
+    assert.equal((await call(h, '/cert-only', pki.partnerA.spiffe)).status, 200);
+    await writeFile(
+      crlFile,
+      await createTestCrl(pki.partnerA.intermediate, { revoked: [{ certificate: pki.partnerA.revoked.certificate }, { certificate: pki.partnerA.spiffe.certificate }] }),
+    );
+    // The file is looked at (one stat) at most once a second; no reload is involved.
+    const deadline = Date.now() + 5000;
+    let answer = await call(h, '/cert-only', pki.partnerA.spiffe);
+    while (answer.status === 200 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      answer = await call(h, '/cert-only', pki.partnerA.spiffe);
+    }
+    assert.deepEqual([answer.status, answer.code], [401, 'invalid_client_certificate']);
+    assert.equal((await recordOf(h, answer.id)).event.reason, 'tls.revoked_crl');
+  });
+
   test('a token of one partner over another partner\'s certificate is refused', async () => {
     await refused(h, '/orders', pki.partnerB.leaf, { status: 401, code: 'invalid_token', reason: 'tls.partner_mismatch' }, { authorization: `Bearer ${token('acme-client')}` });
     assert.equal((await call(h, '/orders', pki.partnerA.good, { authorization: `Bearer ${token('acme-client')}` })).status, 200);
@@ -194,7 +211,7 @@ describe('client certificates, a CRL file, and revocation through the gateway', 
   test('certificate-bound tokens (RFC 8705): accepted only with that certificate; a route can require binding', async () => {
     const bound = token('acme-client', { cnf: { 'x5t#S256': x5tOf(pki.partnerA.good) } });
     assert.equal((await call(h, '/bound', pki.partnerA.good, { authorization: `Bearer ${bound}` })).status, 200);
-    await refused(h, '/bound', pki.partnerA.spiffe, { status: 401, code: 'invalid_token', reason: 'binding.cnf_x5t_mismatch' }, { authorization: `Bearer ${bound}` });
+    await refused(h, '/bound', pki.partnerA.dns, { status: 401, code: 'invalid_token', reason: 'binding.cnf_x5t_mismatch' }, { authorization: `Bearer ${bound}` });
     await refused(h, '/bound', pki.partnerA.good, { status: 401, code: 'invalid_token', reason: 'binding.sender_constraint_required' }, { authorization: `Bearer ${token('acme-client')}` });
   });
 
