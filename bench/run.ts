@@ -117,9 +117,10 @@ function parseSettings(argv: string[]): Settings | undefined {
     const wanted = values.targets.split(',').map((name) => name.trim()).filter(Boolean);
     for (const name of wanted) if (!TARGETS.some((t) => t.name === name)) throw new Error(`unknown target "${name}"; known: ${TARGETS.map((t) => t.name).join(', ')}`);
     // A row's goal or comparison needs the other row in the same run.
-    for (const t of TARGETS) {
-      if (!wanted.includes(t.name)) continue;
-      for (const other of [t.goal?.against, t.compare]) if (other !== undefined && !wanted.includes(other)) wanted.push(other);
+    // Transitively: a row's comparison may itself be compared with another.
+    for (let i = 0; i < wanted.length; i++) {
+      const t = TARGETS.find((candidate) => candidate.name === wanted[i]);
+      for (const other of [t?.goal?.against, t?.compare]) if (other !== undefined && !wanted.includes(other)) wanted.push(other);
     }
     targets = TARGETS.filter((t) => t.baseline || wanted.includes(t.name));
   }

@@ -8,13 +8,31 @@ import type { Target } from '../lib/target.ts';
 import { freePort, spawnPinned, stop, waitForPort } from '../lib/procs.ts';
 import { plainConfig, serveUnavailable, startPortcullis } from './portcullis.ts';
 import type { JwtAlgorithm } from './jwt.ts';
-import { startJwtTarget } from './jwt.ts';
+import { BENCH_RATE_LIMIT, startJwtTarget } from './jwt.ts';
 
 /**
  * Issue 3: the cached full authorization path may cost at most 25 % of the plain proxy path's
  * throughput. The uncached rows are reported against the same row, without a target.
  */
 const FULL_PATH_GOAL = { against: 'portcullis-plain', minThroughputRatio: 0.75, lowerP99: false } as const;
+
+/**
+ * Issue 7: what a partner rate limit costs per request, counted in the gateway or in Redis,
+ * against the same path without one. No target: reported only.
+ */
+function rateLimitTarget(mode: 'local' | 'redis'): Target {
+  const name = `portcullis-jwt-rs256-ratelimit-${mode}`;
+  return {
+    name,
+    description:
+      mode === 'local'
+        ? `as portcullis-jwt-rs256, plus a partner rate limit (${BENCH_RATE_LIMIT.rate}, burst ${BENCH_RATE_LIMIT.burst}: never refuses) counted in the gateway (rate_limits.mode: local)`
+        : `as portcullis-jwt-rs256, plus the same rate limit counted in Redis (rate_limits.mode: shared, state.driver: redis; redis-server on the server core): a round trip per request`,
+    compare: 'portcullis-jwt-rs256',
+    unavailable: serveUnavailable,
+    start: (ctx) => startJwtTarget(ctx, name, 'RS256', true, { rateLimit: mode }),
+  };
+}
 
 function jwtTarget(alg: JwtAlgorithm, cached: boolean): Target {
   const name = `portcullis-jwt-${alg.toLowerCase()}${cached ? '' : '-uncached'}`;
@@ -74,4 +92,6 @@ export const TARGETS: readonly Target[] = [
   jwtTarget('ES256', true),
   jwtTarget('RS256', false),
   jwtTarget('ES256', false),
+  rateLimitTarget('local'),
+  rateLimitTarget('redis'),
 ];
