@@ -476,7 +476,7 @@ function recordChange(
     action,
     actor: call.actor,
     partner_id: call.partnerId,
-    ...(revocation ? { kind: revocation.kind, key: revocation.key } : {}),
+    ...(revocation ? { kind: revocation.kind, revocation_key: revocation.key } : {}),
     instances: propagation.instances,
     acknowledged: propagation.acknowledged,
     elapsed_ms: propagation.elapsedMs,

@@ -4,13 +4,18 @@
  * partner's own stream; signed checkpoints vouch for everything before them. The on-disk
  * format is `chain-format.ts`.
  *
- * The request path only queues (`append` is synchronous); a timer writes the queue every
- * `flushIntervalMs` with one write per stream, and `datasync`s it when `flush` is `interval`,
- * so a crash loses at most one interval. Nothing is dropped silently: a record that cannot be
- * queued makes `append` return false (the caller refuses the request: AU-04 fail closed), and a
- * failed write keeps its lines, in order, and retries with backoff while the trail reports
- * itself unhealthy.
+ * The request path only queues (`append` is synchronous). With `flush: interval` a timer writes
+ * the queue every `flushIntervalMs` with one write per stream and `datasync`s it, so a crash
+ * loses at most one interval; `os` writes at the same pace and leaves syncing to the OS. With
+ * `every-record` an append starts a write+sync cycle at once; records appended while one is
+ * running share the next cycle (group commit: one fdatasync per group, not per record), and
+ * `onDurable` tells the caller when its record is on disk, so the pipeline can hold the end of
+ * the response until then. Nothing is dropped silently: a record that cannot be queued makes
+ * `append` return false (the caller refuses the request: AU-04 fail closed), and a failed write
+ * keeps its lines, in order, and retries with backoff while the trail reports itself unhealthy.
  */
+import { auditWriteChannel } from '../observability/channels.ts';
+import type { AuditWriteMessage } from '../observability/channels.ts';
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { log } from '../log.ts';
@@ -37,12 +42,20 @@ const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 5000;
 const PARTNER_FILE_SUFFIX = '.jsonl';
 
+/** One write cycle that wrote or synced something: how long the writes and syncs of all its streams took. */
+
+/** Called once per accepted record that asked for it: null when it is on disk in every stream, or why it could not be made durable (yet). */
+export type DurableCallback = (error: Error | null) => void;
+
 /** The compiled `audit` settings, plus a clock for tests. */
 export type AuditTrailOptions = Snapshot['audit'] & { readonly now?: () => Date };
 
 export interface AuditTrail {
-  /** Queues a record for the combined stream and, when partnerId is set, that partner's stream. Synchronous and cheap (the request path calls it). Returns false when it cannot be accepted (queue full, or the sink is failing): the caller refuses the request (503 audit_unavailable) — nothing is ever dropped silently. */
-  append(record: object, partnerId: string | null): boolean;
+  /**
+   * Queues a record for the combined stream and, when partnerId is set, that partner's stream. Synchronous and cheap (the request path calls it). Returns false when it cannot be accepted (queue full, or the sink is failing): the caller refuses the request (503 audit_unavailable) — nothing is ever dropped silently.
+   * When it returns true and `onDurable` is given, `onDurable` is called exactly once: with null once the record's lines are written in all its streams and (unless `flush` is `os`) fdatasync'ed; with an error when a write or sync failed first (the lines stay queued and are retried, as always) or the record was refused by the writer.
+   */
+  append(record: object, partnerId: string | null, onDurable?: DurableCallback): boolean;
   /** False while the sink is failing or the queue is full. */
   healthy(): boolean;
   /** Writes (and, for `interval`, fsyncs) everything queued. Rejects when something could not be written (it stays queued for the retry). */
@@ -51,6 +64,8 @@ export interface AuditTrail {
   close(): Promise<void>;
   readonly keyId: string;
   readonly publicKeyPem: string;
+  /** The flush policy the trail was opened with (a reload does not change it): `every-record` asks callers to wait for `onDurable`. Absent on a stand-in trail that keeps nothing. */
+  readonly flushPolicy?: AuditTrailOptions['flush'];
   /** `queued`: records accepted and not yet on disk in all their streams; `lastError`: the most recent write error, kept after recovery. */
   stats(): { queued: number; written: number; failedWrites: number; lastError: string | null };
 }
@@ -58,6 +73,14 @@ export interface AuditTrail {
 interface QueuedRecord {
   readonly body: Record<string, unknown>;
   readonly partnerId: string | null;
+  readonly onDurable: DurableCallback | null;
+}
+
+/** A record whose caller waits for it to be durable: its streams, and how many of its lines are not written yet. */
+interface AwaitedRecord {
+  readonly onDurable: DurableCallback;
+  readonly writers: StreamWriter[];
+  linesLeft: number;
 }
 
 export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditTrail> {
@@ -65,7 +88,8 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
     if (!Number.isSafeInteger(options[name]) || options[name] < 1) throw new TypeError(`audit trail: ${name} must be a positive integer`);
   }
   const now = options.now ?? (() => new Date());
-  const sync = options.flush === 'interval';
+  const sync = options.flush !== 'os';
+  const writeEachRecord = options.flush === 'every-record';
   const signer = await loadCheckpointSigner(options);
   const streams = await recoverStreams(options.dir, now, sync);
 
@@ -81,6 +105,29 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
   let closing: Promise<void> | null = null;
   let timer: NodeJS.Timeout | null = null;
   let cycles: Promise<void> = Promise.resolve();
+  /** every-record: a cycle is queued that has not taken the queue yet (later appends join it). */
+  let cycleRequested = false;
+  let awaited: AwaitedRecord[] = [];
+
+  /** Tells each waiting caller whose record is now durable; with `failure`, tells the others it is not. */
+  const settleAwaited = (failure: Error | null): void => {
+    if (awaited.length === 0) return;
+    const waiting: AwaitedRecord[] = [];
+    const settled: Array<[AwaitedRecord, Error | null]> = [];
+    for (const entry of awaited) {
+      if (entry.linesLeft === 0 && (!sync || entry.writers.every((writer) => !writer.needsSync))) settled.push([entry, null]);
+      else if (failure !== null) settled.push([entry, failure]);
+      else waiting.push(entry);
+    }
+    awaited = waiting;
+    for (const [entry, error] of settled) {
+      try {
+        entry.onDurable(error);
+      } catch (callbackError) {
+        log('error', 'audit.durable_callback_failed', { error: String(callbackError) });
+      }
+    }
+  };
 
   const streamFor = (name: string): StreamWriter => {
     let writer = streams.get(name);
@@ -108,13 +155,14 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
 
   /** One pass: chain the queue into its streams, add the checkpoints that are due, write. */
   const cycle = async (final: boolean): Promise<void> => {
+    cycleRequested = false;
     const at = now();
     const atMs = at.getTime();
     const batch = queue;
     queue = [];
     inFlight += batch.length;
     let sinceYield = 0;
-    for (const { body, partnerId } of batch) {
+    for (const { body, partnerId, onDurable } of batch) {
       // Chaining costs tens of µs per record on the gateway's own thread: yield between slices
       // so a large batch never holds requests back for milliseconds (tail latency).
       if (++sinceYield === CHAIN_SLICE) {
@@ -123,8 +171,10 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
       }
       const targets = partnerId === null ? [COMBINED_STREAM] : [COMBINED_STREAM, partnerStream(partnerId)];
       let remaining = targets.length;
+      const waiter: AwaitedRecord | null = onDurable === null ? null : { onDurable, writers: [], linesLeft: targets.length };
       const done = (): void => {
         remaining -= 1;
+        if (waiter !== null) waiter.linesLeft -= 1;
         if (remaining === 0) {
           inFlight -= 1;
           written += 1;
@@ -137,10 +187,13 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
       if (Buffer.byteLength(canonicalBody) > MAX_LINE_BYTES - CHAIN_FIELDS_BYTES) {
         inFlight -= 1;
         log('error', 'audit.record_refused', { reason: `record is longer than ${MAX_LINE_BYTES - CHAIN_FIELDS_BYTES} bytes` });
+        onDurable?.(new Error(`audit trail: record refused: longer than ${MAX_LINE_BYTES - CHAIN_FIELDS_BYTES} bytes`));
         continue;
       }
+      if (waiter !== null) awaited.push(waiter);
       for (const target of targets) {
         const writer = streamFor(target);
+        waiter?.writers.push(writer);
         writer.chain(body, done, false, atMs, canonicalBody);
         if (writer.unsigned >= options.checkpointEvery) checkpoint(writer, at);
       }
@@ -149,12 +202,14 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
       const due = writer.firstUnsignedAt !== null && (final || atMs - writer.firstUnsignedAt >= options.checkpointIntervalMs);
       if (writer.unsigned > 0 && due) checkpoint(writer, at);
     }
-    const results = await Promise.all(
-      [...streams.values()]
-        .filter((writer) => writer.pendingLines > 0 || writer.needsSync)
-        .map((writer) => writer.writePending(sync).then(() => null, (error: unknown) => ({ writer, error }))),
-    );
+    const due = [...streams.values()].filter((writer) => writer.pendingLines > 0 || (sync && writer.needsSync));
+    const started = performance.now();
+    const results = await Promise.all(due.map((writer) => writer.writePending(sync).then(() => null, (error: unknown) => ({ writer, error }))));
+    if (due.length > 0 && auditWriteChannel.hasSubscribers) {
+      auditWriteChannel.publish({ durationSeconds: (performance.now() - started) / 1000 } satisfies AuditWriteMessage);
+    }
     const failures = results.filter((result) => result !== null);
+    settleAwaited(failures.length > 0 ? new Error(`audit trail: ${failures[0]!.writer.stream}: ${String(failures[0]!.error)}`) : null);
     if (failures.length > 0) {
       failedWrites += failures.length;
       consecutiveFailures += 1;
@@ -183,8 +238,18 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
   // Cycles never overlap: each waits for the one before it, so lines reach a file in chain order.
   const runCycle = (final = false): Promise<void> => {
     const next = cycles.then(() => cycle(final));
-    cycles = next.catch(() => undefined);
+    cycles = next.catch((error: unknown) => {
+      // A cycle that threw before it could write: nobody may wait forever for its records.
+      settleAwaited(new Error(`audit trail: write cycle failed: ${String(error)}`));
+    });
     return next;
+  };
+
+  /** every-record: write now, or right after the cycle in progress, together with whatever else is queued by then. */
+  const requestCycle = (): void => {
+    if (cycleRequested) return;
+    cycleRequested = true;
+    runCycle().catch((error: unknown) => log('error', 'audit.cycle_failed', { error: String(error) }));
   };
 
   const schedule = (): void => {
@@ -213,8 +278,9 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
   return {
     keyId: signer.keyId,
     publicKeyPem: signer.publicKeyPem,
+    flushPolicy: options.flush,
 
-    append(record, partnerId) {
+    append(record, partnerId, onDurable) {
       if (closing !== null || failing) return false;
       if (queue.length + inFlight >= options.maxQueue) {
         if (!queueFull) {
@@ -231,7 +297,8 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
       // record filed under another partner than it names would read as tampering.
       const named = ((body['portcullis'] as { partner?: { id?: unknown } } | undefined)?.partner?.id) ?? null;
       if (named !== partnerId) return refuse(`record names partner ${JSON.stringify(named)} but was appended for ${JSON.stringify(partnerId)}`);
-      queue.push({ body, partnerId });
+      queue.push({ body, partnerId, onDurable: onDurable ?? null });
+      if (writeEachRecord) requestCycle();
       return true;
     },
 

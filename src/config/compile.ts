@@ -55,9 +55,7 @@ export function compileSnapshot(config: Config, context: CompileContext): Snapsh
   const { files } = context;
   const policy = new PolicyCompiler();
 
-  // Every partner CA, for listeners that refuse untrusted client certificates at the handshake.
-  const partnerCas = config.partners.flatMap((partner) => partner.mtls?.ca ?? []).map((written) => files.contents(written));
-  const listeners = config.listeners.map((listener) => compileListener(listener, files, partnerCas));
+  const listeners = config.listeners.map((listener) => compileListener(listener, files));
   const upstreams = new Map(config.upstreams.map((upstream) => [upstream.id, compileUpstream(upstream, files)] as const));
   // Each rule is compiled once: routes share the global and API rule objects.
   const globalPolicies = policy.rules(config.policies, 'policies');
@@ -94,6 +92,17 @@ export function compileSnapshot(config: Config, context: CompileContext): Snapsh
       maxQueue: config.audit.max_queue,
     },
     state: compileState(config, baseDir),
+    tracing: {
+      enabled: config.tracing.enabled,
+      trustIncomingTraceparent: config.tracing.trust_incoming_traceparent,
+      sampleRatio: config.tracing.sample_ratio,
+      serviceName: config.tracing.service_name,
+      exporter: config.tracing.enabled && config.tracing.exporter
+        ? { url: config.tracing.exporter.otlp_http.url, headers: config.tracing.exporter.otlp_http.headers, timeoutMs: config.tracing.exporter.otlp_http.timeout }
+        : null,
+      exportIntervalMs: config.tracing.export_interval,
+      maxQueue: config.tracing.max_queue,
+    },
     adminTokens: new Map(config.admin.tokens.map((token) => [token.sha256, token.id] as const)),
     rateLimits: { mode: config.rate_limits.mode, headers: config.rate_limits.headers !== undefined },
     partnerTrusts: [...partners.values()].flatMap((partner) => (partner.mtls ? [partner.mtls] : [])),
@@ -124,7 +133,7 @@ export function compileSnapshot(config: Config, context: CompileContext): Snapsh
   return deepFreeze(snapshot, (value) => value instanceof Router || policy.owns(value));
 }
 
-function compileListener(listener: ListenerConfig, files: ReferencedFiles, partnerCas: readonly Buffer[]): CompiledListener {
+function compileListener(listener: ListenerConfig, files: ReferencedFiles): CompiledListener {
   const limits = listener.limits ?? {};
   const hostnames = listener.hostnames.map((name) => name.toLowerCase());
   return {
@@ -143,8 +152,7 @@ function compileListener(listener: ListenerConfig, files: ReferencedFiles, partn
           http2: listener.tls.http2,
           minVersion: listener.tls.min_version,
           clientCertificates: listener.tls.client_certificates,
-          refuseAtHandshake: listener.tls.refuse_at_handshake,
-          handshakeCa: listener.tls.client_certificates !== 'none' && listener.tls.refuse_at_handshake ? partnerCas : [],
+          refuseAtHandshake: listener.tls.client_certificates !== 'none' && listener.tls.refuse_at_handshake,
         }
       : null,
     limits: {

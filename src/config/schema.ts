@@ -171,7 +171,7 @@ const listenerTls = z
     refuse_at_handshake: z
       .boolean()
       .default(false)
-      .describe('Refuse a client certificate that chains to no partner\'s CA during the handshake (a TLS alert, no HTTP answer, no per-request record) instead of with a 401 afterwards. Default false.'),
+      .describe('Close a connection whose client certificate no partner accepts right after the handshake (no HTTP answer, no per-request record) instead of refusing its requests with a 401. Default false.'),
   })
   .strict()
   .describe('Serve TLS on this listener.');
@@ -518,6 +518,9 @@ const issuer = z
   .strict()
   .describe('A trusted token issuer. Exactly one of jwks_uri, discovery, jwks_file.');
 
+/** `audit.disabled_for_benchmark`: the only way to run without an audit trail, for `bench/` alone. */
+export const AUDIT_DISABLED_FOR_BENCHMARK_ACK = 'I understand no audit record is written' as const;
+
 export const INTROSPECTION_SECRET_ACK = 'I understand a shared client secret is a long-lived credential' as const;
 
 const introspectionEndpoint = z
@@ -582,9 +585,9 @@ export const config = z
       .object({
         dir: z.string().min(1).optional().describe('Folder of the audit trail (relative to the config file). Default: <data_dir>/audit.'),
         flush: z
-          .enum(['interval', 'os'])
+          .enum(['interval', 'os', 'every-record'])
           .default('interval')
-          .describe('`interval`: records are written and fsynced at least every `flush_interval` (a crash loses at most that); `os`: written at the same pace, synced when the OS decides.'),
+          .describe('`interval`: records are written and fsynced at least every `flush_interval` (a crash loses at most that); `os`: written at the same pace, synced when the OS decides; `every-record`: a response ends only once its record is written and fsynced (concurrent records share one fsync) — no loss, at the cost of an fdatasync per group of records.'),
         flush_interval: duration.default(100).describe('Longest time a record waits in memory before it is written. Default 100ms.'),
         checkpoint_interval: duration.default(60000).describe('A signed checkpoint is written at least this often per stream (when it has new records). Default 60s.'),
         checkpoint_every: z.number().int().min(1).default(1000).describe('…and at least every this many records per stream. Default 1000.'),
@@ -594,6 +597,13 @@ export const config = z
           .optional()
           .describe('PEM Ed25519 private key that signs checkpoints. Default: generated on first start in <data_dir>/audit-keys/ (keep audit-signing.pub to verify).'),
         max_queue: z.number().int().min(100).default(10000).describe('Most records waiting to be written; beyond it new requests are refused with 503 audit_unavailable.'),
+        // Benchmarks only (bench/, issue 6: the cost of the trail needs a row without one). Two
+        // separate acts are needed: this exact sentence in the file and PORTCULLIS_BENCHMARK=1 in
+        // the environment, else `serve` refuses to start (src/server/gateway.ts).
+        disabled_for_benchmark: z
+          .literal(AUDIT_DISABLED_FOR_BENCHMARK_ACK)
+          .optional()
+          .describe(`Benchmarks only: no audit trail at all (the decision log is still written). Must be exactly "${AUDIT_DISABLED_FOR_BENCHMARK_ACK}", and the gateway refuses to start unless PORTCULLIS_BENCHMARK=1 is set; it then never reports ready.`),
       })
       .strict()
       .default({ flush: 'interval', flush_interval: 100, checkpoint_interval: 60000, checkpoint_every: 1000, max_queue: 10000 })
@@ -740,6 +750,41 @@ export const config = z
       .strict()
       .default({ auth_failures_per_source: { max: 100, window: 60000, block: 300000 }, denials_per_credential: { max: 100, window: 60000, block: 300000 } })
       .describe('Abuse protection, per instance.'),
+    tracing: z
+      .object({
+        enabled: z.boolean().default(false).describe('Export OpenTelemetry spans (a SERVER span per request, a CLIENT span per upstream call). Off by default: the SDK is then never loaded.'),
+        exporter: z
+          .object({
+            otlp_http: z
+              .object({
+                url: z
+                  .url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' })
+                  .describe('OTLP/HTTP traces endpoint, e.g. http://127.0.0.1:4318/v1/traces (the full path: nothing is appended).'),
+                headers: z
+                  .record(headerName, z.string())
+                  .default({})
+                  .describe('Headers sent with every export (e.g. a collector API key; use ${ENV} interpolation for secrets). Never logged.'),
+                timeout: duration.default(10000).describe('Time allowed for one export request. Default 10s.'),
+              })
+              .strict()
+              .describe('OTLP over HTTP with JSON bodies (OTLP/HTTP JSON encoding).'),
+          })
+          .strict()
+          .optional()
+          .describe('Where spans go. Required when `enabled`.'),
+        sample_ratio: z.number().min(0).max(1).default(1).describe('Share of new traces that are recorded (by trace id). A continued trace follows its caller\'s `sampled` flag. Default 1.'),
+        trust_incoming_traceparent: z
+          .boolean()
+          .default(true)
+          .describe('Continue the trace of a valid incoming W3C `traceparent` (its trace id goes into records, spans and the upstream\'s traceparent). false: every request starts a new trace. The gateway always starts its own span. Default true.'),
+        service_name: z.string().min(1).max(128).default('portcullis').describe('`service.name` of the exported spans. Default portcullis.'),
+        export_interval: duration.default(5000).describe('Longest time a finished span waits before it is exported (batched). Default 5s.'),
+        max_queue: z.number().int().min(1).max(1_000_000).default(2048).describe('Most finished spans waiting for export; beyond it spans are dropped (never requests). Default 2048.'),
+      })
+      .strict()
+      .refine((tracing) => !tracing.enabled || tracing.exporter !== undefined, { message: 'tracing.enabled needs exporter.otlp_http', path: ['exporter'] })
+      .default({ enabled: false, sample_ratio: 1, trust_incoming_traceparent: true, service_name: 'portcullis', export_interval: 5000, max_queue: 2048 })
+      .describe('OpenTelemetry tracing (HTTP semantic conventions) and W3C Trace Context handling.'),
     ops: z
       .object({
         address: z.string().min(1).default('127.0.0.1').describe('Address of the ops listener (/livez, /readyz). Loopback by default.'),

@@ -28,10 +28,8 @@ export interface ListenerTls {
   readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
   /** Mutual TLS: whether client certificates are asked for, and required. */
   readonly clientCertificates: 'none' | 'request' | 'require';
-  /** Refuse certificates that chain to no partner CA during the handshake (then `handshakeCa` is set). */
+  /** Close a connection whose certificate no partner accepts right after the handshake, before any HTTP. */
   readonly refuseAtHandshake: boolean;
-  /** Every partner CA (PEM), for `refuse_at_handshake`; empty otherwise. */
-  readonly handshakeCa: readonly Buffer[];
 }
 
 /** A GCRA limit (ECOSYSTEM.md §2.19) as configured: `text` is the rate as written (`100/s`). */
@@ -239,6 +237,19 @@ export interface CredentialIndex {
   readonly mtls: ReadonlyMap<string, CompiledCredential & { readonly type: 'mtls' }>;
 }
 
+/** OpenTelemetry tracing and Trace Context handling (`tracing` in the config). */
+export interface CompiledTracing {
+  readonly enabled: boolean;
+  /** Continue a caller's valid `traceparent` (else every request starts a new trace). */
+  readonly trustIncomingTraceparent: boolean;
+  readonly sampleRatio: number;
+  readonly serviceName: string;
+  /** OTLP/HTTP JSON endpoint; null when tracing is off. Headers may hold secrets: never log them. */
+  readonly exporter: { readonly url: string; readonly headers: Readonly<Record<string, string>>; readonly timeoutMs: number } | null;
+  readonly exportIntervalMs: number;
+  readonly maxQueue: number;
+}
+
 export interface Snapshot {
   /** SHA-256 (hex) of the validated configuration: the policy version on every decision record. */
   readonly hash: string;
@@ -258,7 +269,7 @@ export interface Snapshot {
   readonly audit: {
     /** Absolute folder of the trail. */
     readonly dir: string;
-    readonly flush: 'interval' | 'os';
+    readonly flush: 'interval' | 'os' | 'every-record';
     readonly flushIntervalMs: number;
     readonly checkpointIntervalMs: number;
     readonly checkpointEvery: number;
@@ -268,6 +279,7 @@ export interface Snapshot {
     readonly maxQueue: number;
   };
   readonly state: CompiledState;
+  readonly tracing: CompiledTracing;
   /** Admin API tokens: SHA-256 (hex) → holder id. */
   readonly adminTokens: ReadonlyMap<string, string>;
   readonly rateLimits: { readonly mode: 'local' | 'shared'; readonly headers: boolean };

@@ -66,7 +66,7 @@ export function routeAccessChecks(view: ConfigView): PendingIssue[] {
       const apiIndex = view.apis.entries.findIndex((api) => api.id === route.api);
       opaqueRoutesByApi.set(apiIndex, [...(opaqueRoutesByApi.get(apiIndex) ?? []), route.id ?? `routes[${index}]`]);
     }
-    const acceptsTokens = credentials.some((type) => type !== 'api_key');
+    const acceptsTokens = credentials.some((type) => type === 'jwt' || type === 'introspection');
     if (acceptsTokens && route.api !== undefined && apis?.has(route.api)) {
       const apiIndex = view.apis.entries.findIndex((api) => api.id === route.api);
       const api = view.apis.entries[apiIndex]!;

@@ -76,20 +76,9 @@ export function mtlsChecks(view: ConfigView): PendingIssue[] {
   const zonesUnknown = new Set(
     view.listeners.entries.filter((listener, index) => listener.tls === undefined && view.listeners.written[index]?.has('tls')).map((listener) => listener.zone),
   );
-  const anyPinned = view.partners.entries.some((partner) => (partner.mtls?.pinned.length ?? 0) > 0);
   view.listeners.entries.forEach((listener, index) => {
-    const tls = listener.tls;
-    if (!tls?.refuse_at_handshake) return;
-    // OpenSSL verifies at the handshake against CA certificates only: it cannot make a
-    // certificate optional, nor accept a pinned one.
-    if (tls.client_certificates !== 'require') {
-      issues.push({ code: 'CONFIG_CONFLICT', path: ['listeners', index, 'tls', 'refuse_at_handshake'], message: '"refuse_at_handshake" needs "client_certificates: require": the handshake check refuses clients without a certificate too' });
-    } else if (anyPinned) {
-      issues.push({
-        code: 'CONFIG_CONFLICT',
-        path: ['listeners', index, 'tls', 'refuse_at_handshake'],
-        message: 'a partner trusts pinned certificates, which a handshake check (CA certificates only) would refuse: drop "refuse_at_handshake" so the gateway checks certificates itself',
-      });
+    if (listener.tls?.refuse_at_handshake && listener.tls.client_certificates === 'none') {
+      issues.push({ code: 'CONFIG_CONFLICT', path: ['listeners', index, 'tls', 'refuse_at_handshake'], message: '"refuse_at_handshake" needs "client_certificates: request" or "require"' });
     }
   });
   const needsCertificates = (route: (typeof view.routes.entries)[number]): boolean => route.credentials?.includes('mtls') === true;

@@ -39,3 +39,10 @@ export const TOKEN_CACHE_LOOKUP: Readonly<Record<TokenCacheLookupMessage['result
   miss: Object.freeze({ result: 'miss' }),
   stale: Object.freeze({ result: 'stale' }),
 });
+
+/** One write cycle of the audit trail that touched the disk (write + sync), after it ended. */
+export interface AuditWriteMessage {
+  readonly durationSeconds: number;
+}
+
+export const auditWriteChannel = diagnosticsChannel.channel('portcullis:audit:write');

@@ -16,7 +16,7 @@
  * - the pipeline's `finish()` calls `observeRequest` once per request, from the data the
  *   decision record already has (no clock read, no allocation beyond the label lookups);
  * - the gateway calls `requestStarted`/`requestEnded` and `configReloaded`;
- * - JWKS fetches and token-cache lookups arrive on `node:diagnostics_channel` channels
+ * - JWKS fetches, token-cache lookups and audit write cycles arrive on `node:diagnostics_channel` channels
  *   (`channels.ts`), so those modules do not depend on prom-client;
  * - gauges that describe state (audit queue, certificate expiry) are read when scraped.
  */
@@ -29,6 +29,8 @@ import type { DecisionInput } from '../pipeline/context.ts';
 import { certificateInventory, earliestExpiries } from '../pki/inventory.ts';
 import { log } from '../log.ts';
 import { jwksFetchChannel, tokenCacheLookupChannel } from './channels.ts';
+import { auditWriteChannel } from './channels.ts';
+import type { AuditWriteMessage } from './channels.ts';
 import type { JwksFetchMessage, TokenCacheLookupMessage } from './channels.ts';
 import { methodLabel, protocolLabel, stageOfReason, statusClass } from './request-labels.ts';
 
@@ -36,6 +38,9 @@ export const METRIC_PREFIX = 'portcullis_';
 
 /** Buckets of OTel's `http.server.request.duration` (semconv HTTP, ECOSYSTEM.md §4.4), in seconds. */
 export const HTTP_DURATION_BUCKETS: readonly number[] = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]);
+
+/** A write+fdatasync cycle of the audit trail: sub-millisecond on a fast disk, up to seconds on a struggling one. */
+export const AUDIT_WRITE_BUCKETS: readonly number[] = Object.freeze([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]);
 
 export type MetricType = 'counter' | 'gauge' | 'histogram';
 
@@ -140,6 +145,13 @@ export const METRICS = {
     type: 'counter',
     help: 'Decision records written to the audit trail.',
     labels: [],
+  },
+  auditWriteDuration: {
+    name: 'portcullis_audit_write_duration_seconds',
+    type: 'histogram',
+    help: 'Time of one write cycle of the audit trail: the batch written to every stream it touches and, unless `audit.flush` is `os`, fdatasync\'ed. With `every-record` a response waits for the cycle that holds its record.',
+    labels: [],
+    buckets: AUDIT_WRITE_BUCKETS,
   },
   auditWriteFailures: {
     name: 'portcullis_audit_write_failures_total',
@@ -298,6 +310,8 @@ export function createMetrics(options: GatewayMetricsOptions): GatewayMetrics {
     },
   });
 
+  const auditWriteDuration = new Histogram({ ...labelled(def.auditWriteDuration), buckets: [...def.auditWriteDuration.buckets], registers: [registry] });
+
   new Gauge({ ...labelled(def.buildInfo), registers: [registry] }).set({ version: packageVersion(), node_version: process.version }, 1);
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
 
@@ -313,7 +327,11 @@ export function createMetrics(options: GatewayMetricsOptions): GatewayMetrics {
   const onTokenCacheLookup = (message: unknown): void => {
     tokenCacheLookups.inc({ result: (message as TokenCacheLookupMessage).result });
   };
+  const onAuditWrite = (message: unknown): void => {
+    auditWriteDuration.observe((message as AuditWriteMessage).durationSeconds);
+  };
   jwksFetchChannel.subscribe(onJwksFetch);
+  auditWriteChannel.subscribe(onAuditWrite);
   tokenCacheLookupChannel.subscribe(onTokenCacheLookup);
 
   // Label children per combination, built on first use: the request path then pays a Map
@@ -395,6 +413,7 @@ export function createMetrics(options: GatewayMetricsOptions): GatewayMetrics {
     close() {
       jwksFetchChannel.unsubscribe(onJwksFetch);
       tokenCacheLookupChannel.unsubscribe(onTokenCacheLookup);
+      auditWriteChannel.unsubscribe(onAuditWrite);
     },
   };
 }

@@ -21,7 +21,9 @@ export function ingress(ctx: RequestContext): StageOutcome {
   if (!head.ok) return { reason: head.reason };
   ctx.host = head.host;
 
-  const trace = newTraceparent(parseTraceparent(headerValue(req.headers['traceparent'])));
+  // tracing.trust_incoming_traceparent: false → every request starts its own trace.
+  const incoming = ctx.snapshot.tracing.trustIncomingTraceparent ? parseTraceparent(headerValue(req.headers['traceparent'])) : null;
+  const trace = newTraceparent(incoming);
   ctx.traceId = trace.traceId;
   ctx.spanId = trace.spanId;
   ctx.traceparent = trace.traceparent;

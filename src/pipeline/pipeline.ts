@@ -22,6 +22,7 @@ import type { DecisionLog } from '../audit/decision-log.ts';
 import type { AuditTrail } from '../audit/trail.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 import { log } from '../log.ts';
+import { recordRequestSpans, tracingActive } from '../observability/tracing.ts';
 import { ingress } from './ingress.ts';
 import { routing } from './routing.ts';
 import { transportIdentity } from './transport-identity.ts';
@@ -33,7 +34,8 @@ import { observeOutcome } from '../abuse/observe.ts';
 import { proxy } from './proxy.ts';
 import { decisionRecord } from './audit.ts';
 import type { Decision, Outcome } from './audit.ts';
-import { isClosingConnection, sendRefusal } from './respond.ts';
+import { holdResponseEnd, isClosingConnection, sendRefusal } from './respond.ts';
+import type { ReleaseEnd } from './respond.ts';
 import type { DownstreamRequest, DownstreamResponse, RequestContext, RequestServices, StageOutcome } from './context.ts';
 
 /** The stages that decide, in order; the proxy stage follows them. A stage answers synchronously
@@ -137,6 +139,10 @@ export function handleRequest(
   };
   hooks.onStart();
   if (hooks.draining() && !isHttp2) res.setHeader('connection', 'close');
+  if (hooks.auditTrail.flushPolicy === 'every-record') {
+    // A microtask later, what a stage sets right after ending the response (servedByGateway) is known.
+    holdResponseEnd(res, (release) => queueMicrotask(() => recordBeforeEnd(ctx, hooks, release)));
+  }
   const settled = run(ctx).catch((error: unknown) => {
     log('error', 'pipeline.unexpected_error', { request_id: ctx.requestId, error: error instanceof Error ? error.stack : String(error) });
     refuse(ctx, { reason: 'gateway.internal_error' });
@@ -172,20 +178,54 @@ function refuse(ctx: RequestContext, refusal: NonNullable<StageOutcome>): void {
   sendRefusal(ctx, refusal);
 }
 
-/** Runs once per request, when the response is complete or the connection went away. */
-function finish(ctx: RequestContext, hooks: PipelineHooks): void {
-  ctx.releaseConcurrency?.();
-  const outcome = outcomeOf(ctx);
+/** Requests whose record was appended before their response ended (audit `every-record`). */
+const recordedBeforeEnd = new WeakMap<RequestContext, { readonly outcome: Outcome; readonly endedAt: bigint }>();
+
+/**
+ * Audit `every-record`: the response is about to end, so its record can be built (status and
+ * upstream status are known); the end is released only once the record is durable. A record
+ * that cannot be made durable fails the response: the client never sees a success that has no
+ * record. The record states the exchange as the gateway completes it.
+ */
+function recordBeforeEnd(ctx: RequestContext, hooks: PipelineHooks, release: ReleaseEnd): void {
+  // Gone already: nothing to complete; finish() records what happened.
+  if (ctx.res.destroyed) return release(false);
+  const outcome = outcomeOf(ctx, true);
   const endedAt = process.hrtime.bigint();
   const record = decisionRecord(ctx, outcome, endedAt);
   hooks.decisionLog.write(record);
-  if (!hooks.auditTrail.append(record, ctx.principal?.partner.id ?? null)) {
-    // Only reachable when the trail failed after this request was let through; the record is in
-    // the decision log, and the operator is told which one is missing from the chain.
-    log('error', 'audit.record_not_chained', { request_id: ctx.requestId });
+  recordedBeforeEnd.set(ctx, { outcome, endedAt });
+  const fail = (error: string): void => {
+    log('error', 'audit.response_aborted', { request_id: ctx.requestId, error });
+    release(false);
+  };
+  const accepted = hooks.auditTrail.append(record, ctx.principal?.partner.id ?? null, (error) => (error === null ? release(true) : fail(error.message)));
+  if (accepted) return;
+  log('error', 'audit.record_not_chained', { request_id: ctx.requestId });
+  // A refusal still goes out (as with the other policies): it grants nothing, and the 503
+  // audit_unavailable that tells the client why could never be recorded while the trail fails.
+  if (outcome.decision === 'allow') fail('the audit trail did not accept the record');
+  else release(true);
+}
+
+/** Runs once per request, when the response is complete or the connection went away. */
+function finish(ctx: RequestContext, hooks: PipelineHooks): void {
+  ctx.releaseConcurrency?.();
+  const early = recordedBeforeEnd.get(ctx);
+  const outcome = early?.outcome ?? outcomeOf(ctx);
+  const endedAt = early?.endedAt ?? process.hrtime.bigint();
+  if (early === undefined) {
+    const record = decisionRecord(ctx, outcome, endedAt);
+    hooks.decisionLog.write(record);
+    if (!hooks.auditTrail.append(record, ctx.principal?.partner.id ?? null)) {
+      // Only reachable when the trail failed after this request was let through; the record is in
+      // the decision log, and the operator is told which one is missing from the chain.
+      log('error', 'audit.record_not_chained', { request_id: ctx.requestId });
+    }
   }
   // After the record is safe: metrics come second to the audit.
   hooks.metrics.observeRequest(ctx, outcome, endedAt);
+  if (tracingActive) recordRequestSpans(ctx, outcome, endedAt);
   observeOutcome(
     hooks.services.abuse,
     ctx.snapshot,
@@ -195,15 +235,16 @@ function finish(ctx: RequestContext, hooks: PipelineHooks): void {
   hooks.onEnd();
 }
 
-export function outcomeOf(ctx: RequestContext): Outcome {
+/** `ending`: the response is about to end normally (its record is written before it does). */
+export function outcomeOf(ctx: RequestContext, ending = false): Outcome {
   const { res } = ctx;
-  const sent = res.headersSent ? res.statusCode : null;
+  const sent = res.headersSent || ending ? res.statusCode : null;
   const failure = ctx.refusal ?? ctx.lateFailure;
   if (failure) {
     return { reason: failure.reason, decision: decisionFor(failure.reason, ctx.upstreamCalled), status: sent, ...(failure.detail ? { detail: failure.detail } : {}) };
   }
   if (ctx.servedByGateway) return { reason: 'gateway.resource_metadata', decision: 'allow', status: sent };
-  if (!res.writableFinished) {
+  if (!res.writableFinished && !ending) {
     return { reason: 'http.client_closed', decision: ctx.upstreamCalled ? 'allow' : 'deny', status: sent };
   }
   return { reason: 'allowed', decision: 'allow', status: sent };

@@ -12,6 +12,7 @@ import type { Writable } from 'node:stream';
 import type { IncomingHttpHeaders } from 'undici/types/header.js';
 import { buildUpstreamHeaders, stripResponseHeaders } from '../http/forward-headers.ts';
 import type { Refusal, RequestContext, StageOutcome } from './context.ts';
+import { tracingActive, upstreamTraceparent } from '../observability/tracing.ts';
 
 const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'DELETE']);
 
@@ -32,7 +33,8 @@ export async function proxy(ctx: RequestContext): Promise<StageOutcome> {
     host: ctx.host,
     ...(route.upstream.preserveHost ? {} : { upstreamHost: route.upstream.authority }),
     requestId: ctx.requestId,
-    traceparent: ctx.traceparent,
+    // With tracing on, the flag carries the gateway's sampling decision (its span is the parent).
+    traceparent: tracingActive ? upstreamTraceparent(ctx) : ctx.traceparent,
     // RFC 9110 §7.6.3: the received protocol's version, `2` for HTTP/2.
     viaProtocol: ctx.httpVersion === '2.0' ? '2' : ctx.httpVersion,
     ...(ctx.principal ? { consumedCredentials: true, identity: identityHeaders(ctx) } : {}),

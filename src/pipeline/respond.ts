@@ -81,3 +81,77 @@ function writeAndEnd(res: DownstreamResponse, status: number, headers: Record<st
   (res as { writeHead(status: number, headers: Record<string, string>): unknown }).writeHead(status, headers);
   res.end(body);
 }
+
+/** Completes a held-back response (`true`), or destroys it so the client sees it fail (`false`). */
+export type ReleaseEnd = (complete: boolean) => void;
+
+type WriteArgs = [chunk: unknown, ...rest: unknown[]];
+
+/**
+ * Holds back the end of `res` until `onEnding` releases it (audit `every-record`: a response is
+ * not complete for the client before its record is durable). What the client could take for a
+ * complete response is held: the `end()` call (with its body, for a refusal), and — when the
+ * response declares a Content-Length — the write that reaches that length, since a client counts
+ * bytes rather than waiting for the end of the stream (RFC 9112 §6.3). Without a length the
+ * body streams through: only the end of the stream (last chunk, END_STREAM) says it is complete.
+ * Only the first `end()` is held; `onEnding` is called once.
+ */
+export function holdResponseEnd(res: DownstreamResponse, onEnding: (release: ReleaseEnd) => void): void {
+  const target = res as unknown as {
+    writeHead(...args: unknown[]): unknown;
+    write(...args: WriteArgs): boolean;
+    end(...args: unknown[]): unknown;
+    getHeader(name: string): unknown;
+  };
+  const writeHead = target.writeHead;
+  const write = target.write;
+  const end = target.end;
+  let declaredLength: number | null = null;
+  let bodyBytes = 0;
+  let heldWrite: WriteArgs | null = null;
+  let ending = false;
+
+  target.writeHead = function (this: unknown, ...args: unknown[]) {
+    const headers = args.find((arg) => arg !== null && typeof arg === 'object' && !Array.isArray(arg)) as Record<string, unknown> | undefined;
+    declaredLength = contentLength(headers?.['content-length'] ?? headers?.['Content-Length'] ?? target.getHeader('content-length'));
+    return writeHead.apply(res, args);
+  };
+  target.write = function (this: unknown, ...args: WriteArgs) {
+    const [chunk, encoding] = args;
+    bodyBytes += typeof chunk === 'string' ? Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8') : ((chunk as Uint8Array | null)?.byteLength ?? 0);
+    declaredLength ??= contentLength(target.getHeader('content-length'));
+    if (heldWrite !== null) {
+      // More body than declared: let Node refuse it as it would, after what was held.
+      const held = heldWrite;
+      heldWrite = null;
+      write.apply(res, held);
+      return write.apply(res, args);
+    }
+    if (!ending && declaredLength !== null && bodyBytes >= declaredLength) {
+      heldWrite = args;
+      return true;
+    }
+    return write.apply(res, args);
+  };
+  target.end = function (this: unknown, ...args: unknown[]) {
+    if (ending) return end.apply(res, args);
+    ending = true;
+    onEnding((complete) => {
+      if (!complete) {
+        heldWrite = null;
+        res.destroy();
+        return;
+      }
+      if (heldWrite !== null) write.apply(res, heldWrite);
+      heldWrite = null;
+      end.apply(res, args);
+    });
+    return res;
+  };
+}
+
+function contentLength(value: unknown): number | null {
+  const text = Array.isArray(value) ? value[0] : value;
+  if (typeof text === 'number') return Number.isSafeInteger(text) && text >= 0 ? text : null;
+  return typeof text === 'string' && /^[0-9]{1,15}$/.test(text) ? Number(text) : null;
+}

@@ -8,7 +8,8 @@
  * The chain is judged once per connection and per configuration (a WeakMap on the socket);
  * revocation is judged per request, so a revocation never waits for a connection to close.
  * A refusal here is a 401 with a precise reason and a record, not a handshake reset
- * (ECOSYSTEM.md §2.10), unless the listener chose `refuse_at_handshake`.
+ * (ECOSYSTEM.md §2.10), unless the listener chose `refuse_at_handshake`: then the listener
+ * closes a connection no partner accepts before any HTTP (`connectionIdentity`).
  */
 import { X509Certificate } from 'node:crypto';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
@@ -21,7 +22,7 @@ import type { RequestContext, StageOutcome } from './context.ts';
 const MAX_PRESENTED = 8;
 const RETRY_AFTER_SECONDS = '5';
 
-interface ConnectionIdentity {
+export interface ConnectionIdentity {
   readonly snapshot: Snapshot;
   /** null: no certificate presented. */
   readonly result: IdentifyResult | null;
@@ -80,7 +81,8 @@ function judge(ctx: RequestContext, status: Awaited<ReturnType<RequestContext['s
   return { reason: 'tls.revocation_unavailable', detail: status.detail, headers: { 'retry-after': RETRY_AFTER_SECONDS } };
 }
 
-function connectionIdentity(socket: TLSSocket, snapshot: Snapshot): ConnectionIdentity {
+/** The connection's certificate judged under `snapshot` (once per connection and configuration). */
+export function connectionIdentity(socket: TLSSocket, snapshot: Snapshot): ConnectionIdentity {
   const known = identities.get(socket);
   // A reload may change every partner's trust: judge the connection again under the new one.
   if (known && known.snapshot === snapshot) return known;

@@ -17,6 +17,7 @@ import type { Snapshot, CompiledListener } from '../config/snapshot.ts';
 import type { Zone } from '../config/schema.ts';
 import { openDecisionLog } from '../audit/decision-log.ts';
 import { openAuditTrail } from '../audit/trail.ts';
+import type { AuditTrail } from '../audit/trail.ts';
 import type { DecisionLog } from '../audit/decision-log.ts';
 import { log, setLogListener } from '../log.ts';
 import type { LogListener } from '../log.ts';
@@ -24,6 +25,7 @@ import { handleRequest } from '../pipeline/pipeline.ts';
 import type { PipelineGeneration, PipelineHooks } from '../pipeline/pipeline.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { sendRefusal } from '../pipeline/respond.ts';
+import { connectionIdentity } from '../pipeline/transport-identity.ts';
 import { reconcilePools } from '../upstream/pools.ts';
 import { AuthnRuntime } from '../authn/runtime.ts';
 import type { UpstreamPool } from '../upstream/pools.ts';
@@ -32,6 +34,8 @@ import { bindKeyOf, bindListener } from './listeners.ts';
 import type { BoundListener, ListenerHandlers } from './listeners.ts';
 import { startOpsServer } from './ops.ts';
 import { createMetrics } from '../observability/metrics.ts';
+import { startTracing } from '../observability/tracing.ts';
+import type { Tracing } from '../observability/tracing.ts';
 import type { OpsServer } from './ops.ts';
 import { openStateStore } from '../state/open.ts';
 import type { StateStore } from '../state/store.ts';
@@ -105,10 +109,18 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const auditSettings = loaded.snapshot.audit;
   const trailSettings = options.auditFolder ? { ...auditSettings, dir: join(auditSettings.dir, options.auditFolder) } : auditSettings;
   const stateSettings = loaded.snapshot.state;
-  let auditTrail: Awaited<ReturnType<typeof openAuditTrail>>;
+  const auditOff = loaded.snapshot.config.audit.disabled_for_benchmark !== undefined;
+  if (auditOff && (options.env ?? process.env)['PORTCULLIS_BENCHMARK'] !== '1') {
+    generation.checkers.close();
+    authn.close();
+    decisionLog.close();
+    metrics.close();
+    throw new Error('audit.disabled_for_benchmark is set: a gateway without an audit trail only starts for a benchmark, with PORTCULLIS_BENCHMARK=1 in its environment');
+  }
+  let auditTrail: AuditTrail;
   let state: StateStore;
   try {
-    auditTrail = await openAuditTrail(trailSettings);
+    auditTrail = auditOff ? benchmarkWithoutTrail() : await openAuditTrail(trailSettings);
   } catch (error) {
     generation.checkers.close();
     authn.close();
@@ -139,7 +151,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   /** Appends a non-request record (reload, admin change); the caller decides what a refusal means. */
   const recordEvent = (record: object, partnerId: string | null): boolean => {
     const accepted = auditTrail.append(record, partnerId);
-    if (!accepted) log('error', 'audit.record_not_chained', { event: (record as { event?: { action?: string } }).event?.action ?? 'unknown' });
+    if (!accepted) log('error', 'audit.record_not_chained', { action: (record as { event?: { action?: string } }).event?.action ?? 'unknown' });
     return accepted;
   };
   const listeners = new Map<string, BoundListener>();
@@ -169,6 +181,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   };
 
   const handlers: ListenerHandlers = {
+    acceptsClient(name, socket) {
+      const mode = generation.snapshot.listeners.find((listener) => listener.name === name)?.tls?.clientCertificates;
+      const result = connectionIdentity(socket, generation.snapshot).result;
+      // No certificate: acceptable only where certificates are optional; the stage decides then.
+      if (result === null) return mode === 'request';
+      if (!result.ok) log('info', 'tls.refused_at_handshake', { listener: name, reason: result.reason, fingerprint: result.facts?.fingerprintSha256 ?? null });
+      return result.ok;
+    },
     onRequest(name, req, res) {
       const bound = listeners.get(name);
       const current = generation;
@@ -207,13 +227,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
   };
 
+  let tracing: Tracing | null = null;
   try {
+    // Before the listeners: no request goes untraced, and an SDK that cannot load stops the start.
+    tracing = await startTracing(generation.snapshot.tracing, services);
     for (const spec of generation.snapshot.listeners) listeners.set(spec.name, await bindListener(spec, handlers));
     ops = await startOpsServer(generation.snapshot.ops.address, generation.snapshot.ops.port, [
       { name: 'config', ok: () => generation.snapshot !== null },
       { name: 'listeners', ok: () => !starting && listeners.size === generation.snapshot.listeners.length },
       { name: 'issuer-keys', ok: () => authn.keysReady(generation.snapshot) },
-      { name: 'audit', ok: () => auditTrail.healthy() },
+      // Without a trail the gateway never reports ready: no load balancer sends it real traffic.
+      { name: 'audit', ok: () => !auditOff && auditTrail.healthy() },
       { name: 'state', ok: () => state.health().ok },
       { name: 'not-draining', ok: () => !draining },
     ], metrics, createAdminHandler({
@@ -225,6 +249,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   } catch (error) {
     for (const bound of listeners.values()) await bound.stopAccepting();
     for (const entry of generation.pools.values()) await entry.pool.destroy();
+    await tracing?.shutdown();
     generation.checkers.close();
     authn.close();
     await auditTrail.close();
@@ -344,11 +369,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       setTimeout(() => old.close(), 100).unref();
     }
     for (const warning of snapshot.warnings) log('warn', 'config.insecure_option', { message: warning });
-    if (JSON.stringify(snapshot.audit) !== JSON.stringify(auditSettings)) {
+    if (JSON.stringify(snapshot.audit) !== JSON.stringify(auditSettings) || (snapshot.config.audit.disabled_for_benchmark !== undefined) !== auditOff) {
       log('warn', 'audit.settings_need_restart', { message: 'audit settings changed; the running trail keeps its settings until the next start' });
     }
     if (JSON.stringify(snapshot.state) !== JSON.stringify(stateSettings)) {
       log('warn', 'state.settings_need_restart', { message: 'state settings changed; the running store keeps its settings until the next start' });
+    }
+    if (JSON.stringify(snapshot.tracing) !== JSON.stringify(previous.snapshot.tracing)) {
+      log('warn', 'tracing.settings_need_restart', { message: 'tracing settings changed; the running tracer keeps its settings until the next start' });
     }
     onSwap?.(snapshot);
     log('info', 'config.reloaded', { config_hash: snapshot.hash, previous_hash: previous.snapshot.hash });
@@ -437,6 +465,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     await stopped;
     await Promise.all([...generation.pools.values()].map((entry) => entry.pool.close().catch(() => undefined)));
     await ops?.close();
+    // After the drain: the spans of the last requests are exported before the process exits.
+    await tracing?.shutdown();
     generation.checkers.close();
     authn.close();
     await auditTrail.close();
@@ -487,4 +517,24 @@ async function sharedSecret(state: StateStore, name: string): Promise<Buffer> {
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolveDelay) => setTimeout(resolveDelay, ms));
+}
+
+/**
+ * `audit.disabled_for_benchmark` with PORTCULLIS_BENCHMARK=1 (bench/: the row the trail's cost
+ * is measured against): accepts every record and keeps none. Said loudly at start, and the
+ * gateway never reports ready (see the `audit` readiness check).
+ */
+function benchmarkWithoutTrail(): AuditTrail {
+  log('warn', 'audit.disabled_for_benchmark', {
+    message: 'NO AUDIT RECORD IS WRITTEN: audit.disabled_for_benchmark is set and PORTCULLIS_BENCHMARK=1; for benchmarks only, /readyz stays 503',
+  });
+  return {
+    keyId: '',
+    publicKeyPem: '',
+    append: () => true,
+    healthy: () => true,
+    flush: async () => {},
+    close: async () => {},
+    stats: () => ({ queued: 0, written: 0, failedWrites: 0, lastError: null }),
+  };
 }

@@ -18,6 +18,8 @@ export type ListenerServer = http.Server | https.Server | http2.Http2SecureServe
 export interface ListenerHandlers {
   onRequest(name: string, req: DownstreamRequest, res: DownstreamResponse): void;
   onClientError(name: string, error: NodeJS.ErrnoException, socket: Socket): void;
+  /** With `refuse_at_handshake`: whether a partner accepts the client certificate of a new connection. */
+  acceptsClient(name: string, socket: TLSSocket): boolean;
 }
 
 export interface BoundListener {
@@ -45,9 +47,11 @@ export function bindKeyOf(spec: CompiledListener): string {
 
 /**
  * Mutual TLS (ECOSYSTEM.md §2.10): the certificate is asked for but not judged by OpenSSL, so the
- * transport-identity stage can check it against the partner's own trust and refuse with a precise
- * reason and a record. Only with `refuse_at_handshake` does OpenSSL verify, against every
- * partner CA, and reset the handshake of a client without a trusted certificate.
+ * transport-identity stage can check it against the partner's own trust (CAs, pins, names) and
+ * refuse with a precise reason and a record. `refuse_at_handshake` uses the same judgment right
+ * after the handshake and closes the connection before any HTTP (OpenSSL's own verification
+ * would know neither pins nor which partner a CA belongs to, and would drop the chain the
+ * client sent from what node reports).
  */
 function tlsOptions(spec: CompiledListener) {
   const tls = spec.tls!;
@@ -61,13 +65,12 @@ function tlsOptions(spec: CompiledListener) {
     // certificates, no session tickets, and (node keeps no server session cache) no resumption.
     ...(asks ? { secureOptions: constants.SSL_OP_NO_TICKET } : {}),
     requestCert: asks,
-    rejectUnauthorized: asks && tls.refuseAtHandshake,
-    ...(asks && tls.refuseAtHandshake ? { ca: [...tls.handshakeCa] } : {}),
+    rejectUnauthorized: false,
   };
 }
 
 function sameTlsContext(a: NonNullable<CompiledListener['tls']>, b: NonNullable<CompiledListener['tls']>): boolean {
-  return a.cert.equals(b.cert) && a.key.equals(b.key) && a.handshakeCa.length === b.handshakeCa.length && a.handshakeCa.every((ca, index) => ca.equals(b.handshakeCa[index]!));
+  return a.cert.equals(b.cert) && a.key.equals(b.key);
 }
 
 export async function bindListener(spec: CompiledListener, handlers: ListenerHandlers): Promise<BoundListener> {
@@ -124,6 +127,11 @@ export async function bindListener(spec: CompiledListener, handlers: ListenerHan
   // A TLS handshake that fails (bad client hello, no shared cipher) is not a request; the
   // socket is simply closed.
   server.on('tlsClientError', (_error: Error, socket: TLSSocket) => socket.destroy());
+  if (spec.tls?.refuseAtHandshake) {
+    server.on('secureConnection', (socket: TLSSocket) => {
+      if (bound.spec.tls?.refuseAtHandshake && !handlers.acceptsClient(name, socket)) socket.destroy();
+    });
+  }
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

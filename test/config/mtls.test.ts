@@ -332,25 +332,22 @@ describe('listener client certificates (listeners[].tls)', () => {
   it('asks for no certificate by default', async (t) => {
     const snapshot = await snapshotOf(t, withTls(''), await pkiDir(t));
     const tls = snapshot.listeners[0]!.tls!;
-    assert.deepEqual([tls.clientCertificates, tls.refuseAtHandshake, tls.handshakeCa], ['none', false, []]);
+    assert.deepEqual([tls.clientCertificates, tls.refuseAtHandshake], ['none', false]);
   });
 
-  it('judges certificates after the handshake unless refuse_at_handshake: only then the partner CAs go to the TLS stack', async (t) => {
+  it('compiles the mode, and refuse_at_handshake only where certificates are asked for', async (t) => {
     for (const mode of ['request', 'require'] as const) {
       const tls = (await snapshotOf(t, withTls(`, client_certificates: ${mode}`), await pkiDir(t))).listeners[0]!.tls!;
-      assert.deepEqual([tls.clientCertificates, tls.refuseAtHandshake, tls.handshakeCa], [mode, false, []], mode);
+      assert.deepEqual([tls.clientCertificates, tls.refuseAtHandshake], [mode, false], mode);
+      const refusing = (await snapshotOf(t, withTls(`, client_certificates: ${mode}, refuse_at_handshake: true`), await pkiDir(t))).listeners[0]!.tls!;
+      assert.deepEqual([refusing.clientCertificates, refusing.refuseAtHandshake], [mode, true], mode);
     }
-    const dir = await pkiDir(t);
-    const tls = (await snapshotOf(t, withTls(', client_certificates: require, refuse_at_handshake: true'), dir)).listeners[0]!.tls!;
-    assert.equal(tls.refuseAtHandshake, true);
-    // Every partner's CA files, as read: the union is only a first filter, the stage still judges per partner.
-    assert.deepEqual(tls.handshakeCa, [await readFile(join(dir, 'acme-ca.pem')), await readFile(join(dir, 'globex-ca.pem'))]);
   });
 
   it('refuses refuse_at_handshake on a listener that asks for no certificate, written or defaulted', async (t) => {
     const defaulted = await issuesOf(t, withTls(', refuse_at_handshake: true'), await pkiDir(t));
     assert.deepEqual(brief(defaulted), ['7:68 CONFIG_CONFLICT listeners[0].tls.refuse_at_handshake']);
-    assert.match(defaulted[0]!.message, /"refuse_at_handshake" needs "client_certificates: require"/);
+    assert.match(defaulted[0]!.message, /"refuse_at_handshake" needs "client_certificates: request" or "require"/);
     const written = await issuesOf(t, withTls(', client_certificates: none, refuse_at_handshake: true'), await pkiDir(t));
     assert.deepEqual(brief(written), ['7:95 CONFIG_CONFLICT listeners[0].tls.refuse_at_handshake']);
   });

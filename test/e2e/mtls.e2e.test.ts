@@ -347,3 +347,66 @@ describe('OCSP with a real openssl responder: hard-fail by default, acknowledged
     await responder.startResponder();
   });
 });
+
+describe('name patterns, and a listener that refuses at the handshake', () => {
+  let h: Harness;
+  before(async () => {
+    const base = await mkdtemp(join(tmpdir(), 'portcullis-mtls-names-'));
+    files ??= await pki.writePki(join(base, 'pki'));
+    h = await startHarness(`
+version: 1
+abuse: { auth_failures_per_source: off, denials_per_credential: off }
+listeners:
+  - name: mtls
+    zone: partner
+    port: 0
+    hostnames: [${HOST}]
+    tls: { cert: ${files.server.cert}, key: ${files.server.key}, http2: false, client_certificates: require }
+  - name: strict
+    zone: internal
+    port: 0
+    hostnames: [${HOST}]
+    tls: { cert: ${files.server.cert}, key: ${files.server.key}, http2: false, client_certificates: require, refuse_at_handshake: true }
+upstreams:
+  - { id: sample, url: "{{UPSTREAM}}" }
+apis:
+  - { id: orders }
+routes:
+  - { id: cert-only, zone: partner, methods: [GET], path: /cert-only, upstream: sample, api: orders, credentials: [mtls] }
+  - { id: internal-cert-only, zone: internal, methods: [GET], path: /cert-only, upstream: sample, api: orders, credentials: [mtls] }
+partners:
+  - id: workloads
+    agreement: { id: MSA-w, expires: 2099-12-31 }
+    mtls: { ca: [${files.partnerA.root}], san_uri: ["spiffe://acme.example/*"] }
+    credentials:
+      - { id: workload-cert, type: mtls }
+    grants:
+      - { api: orders, environments: [production] }
+`);
+  });
+  after(async () => h?.close());
+
+  test('a trusted chain whose names match none of the partner\'s patterns is refused (SPIFFE ID pattern)', async () => {
+    assert.equal((await call(h, '/cert-only', pki.partnerA.spiffe)).status, 200);
+    await refused(h, '/cert-only', pki.partnerA.good, { status: 401, code: 'invalid_client_certificate', reason: 'tls.name_mismatch' });
+  });
+
+  test('refuse_at_handshake: an untrusted certificate ends the handshake (no HTTP answer); a trusted one passes', async () => {
+    const url = h.url('strict');
+    const attempt = async (leaf: TestLeaf | LeafPem) => {
+      const dispatcher = new Agent({ connect: { ca: pki.server.ca.certPem, servername: HOST, cert: 'chainPem' in leaf ? leaf.chainPem : leaf.certPem, key: leaf.keyPem } });
+      try {
+        const response = await request(`${url}/cert-only`, { headers: { host: HOST }, dispatcher });
+        await response.body.dump();
+        return response.statusCode;
+      } finally {
+        await dispatcher.close();
+      }
+    };
+    const trusted = await attempt(pki.partnerA.spiffe);
+    assert.equal(trusted, 200, JSON.stringify((await h.records()).at(-1)?.portcullis));
+    const before = h.upstream.seen.length;
+    await assert.rejects(attempt(pki.partnerB.leaf), (error: Error & { code?: string }) => error.code !== undefined, 'the handshake fails: no HTTP status at all');
+    assert.equal(h.upstream.seen.length, before);
+  });
+});
