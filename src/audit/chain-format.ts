@@ -5,6 +5,7 @@
  * A trail is a folder of streams, one JSON-lines file each:
  *   <dir>/combined.jsonl            every record
  *   <dir>/partners/<partner>.jsonl  the records of one partner (its own chain)
+ *   <dir>/combined.<stamp>.jsonl, <dir>/partners/<partner>.<stamp>.jsonl  rotated segments (see below)
  *
  * Every line is a JSON object (ECS field names) carrying `portcullis.chain`:
  *   { stream, seq, prev, hash }
@@ -20,6 +21,7 @@
  * covers `checkpointMessage(stream, seq, prev)` — i.e. it vouches for every line before it.
  */
 import { createHash } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
 import { canonicalJson } from '../config/config-hash.ts';
 
 export const GENESIS_HASH = '0'.repeat(64);
@@ -80,4 +82,61 @@ export function lineHash(prev: string, line: object): string {
 
 export function checkpointMessage(stream: string, seq: number, prev: string): string {
   return `portcullis-audit-checkpoint\n${stream}\n${seq}\n${prev}`;
+}
+
+/**
+ * Rotation (docs/audit.md "Rotation"): a stream's live file is closed after a signed checkpoint
+ * and renamed to `<name>.<UTC timestamp>.jsonl` (`-<n>` added when two rotations share a
+ * millisecond); the chain goes on in a fresh live file, so one stream is its rotated segments in
+ * order followed by the live file. Partner ids have no upper case, so a segment's name (with its
+ * `T…Z` stamp) can never be taken for a live partner file.
+ */
+const SEGMENT_STAMP = /^(\d{8}T\d{6}\.\d{3}Z)(?:-([1-9][0-9]{0,5}))?\.jsonl$/;
+
+/** `20261123T165312.123Z`: ISO 8601 basic format, sorts as time. */
+export function segmentStamp(at: Date): string {
+  return at.toISOString().replace(/[-:]/g, '');
+}
+
+/** The file name of a rotated segment of `stream` (relative to the trail folder). */
+export function segmentFile(stream: string, stamp: string, collision: number): string {
+  return `${streamFile(stream).slice(0, -'.jsonl'.length)}.${stamp}${collision > 0 ? `-${collision}` : ''}.jsonl`;
+}
+
+/** Order key of a segment name given the stream's live-file base name (`combined`, `acme`), or null if it is not one. */
+export function segmentOrder(base: string, name: string): { readonly stamp: string; readonly collision: number } | null {
+  if (!name.startsWith(`${base}.`)) return null;
+  const match = SEGMENT_STAMP.exec(name.slice(base.length + 1));
+  return match === null ? null : { stamp: match[1]!, collision: match[2] === undefined ? 0 : Number(match[2]) };
+}
+
+/** Sorts segment names of one stream oldest first (by stamp, then collision number). */
+export function compareSegments(a: { readonly stamp: string; readonly collision: number }, b: { readonly stamp: string; readonly collision: number }): number {
+  return a.stamp < b.stamp ? -1 : a.stamp > b.stamp ? 1 : a.collision - b.collision;
+}
+
+/** The rotated segments of `stream` in `dir` (paths relative to `dir`), oldest first. */
+export async function listSegments(dir: string, stream: string): Promise<string[]> {
+  const live = streamFile(stream);
+  const slash = live.lastIndexOf('/');
+  const folder = slash < 0 ? '' : live.slice(0, slash);
+  const base = live.slice(slash + 1, -'.jsonl'.length);
+  let names: string[];
+  try {
+    names = await readdir(folder === '' ? dir : `${dir}/${folder}`);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  return names
+    .map((name) => ({ name, order: segmentOrder(base, name) }))
+    .filter((entry): entry is { name: string; order: { stamp: string; collision: number } } => entry.order !== null)
+    .sort((a, b) => compareSegments(a.order, b.order))
+    .map((entry) => (folder === '' ? entry.name : `${folder}/${entry.name}`));
+}
+
+/** The live-file base name a segment file name belongs to (`acme` for `acme.20261123T165312.123Z.jsonl`), or null. */
+export function segmentBase(name: string): string | null {
+  const match = /^(.+)\.\d{8}T\d{6}\.\d{3}Z(?:-[1-9][0-9]{0,5})?\.jsonl$/.exec(name);
+  return match === null ? null : match[1]!;
 }

@@ -10,7 +10,7 @@
 import { workerTrails } from './worker-trails.ts';
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { COMBINED_STREAM, partnerStream, streamFile } from './chain-format.ts';
+import { COMBINED_STREAM, listSegments, partnerStream, streamFile } from './chain-format.ts';
 import { isTrailLine, member, parseTrailLine, readTrailLines } from './verify.ts';
 
 export const DECISIONS = ['allow', 'deny', 'error'] as const;
@@ -52,7 +52,7 @@ export function checkFilters(filters: QueryFilters): void {
  * The stream to read: the file itself, or in a trail folder the partner's own stream when a
  * partner is asked for (smaller, and complete for that partner), else the combined stream.
  */
-export async function querySource(path: string, partner: string | undefined): Promise<{ file: string; stream: string | null }> {
+export async function querySource(path: string, partner: string | undefined): Promise<{ file: string; stream: string | null; segments: string[] }> {
   const target = resolve(path);
   let info;
   try {
@@ -60,10 +60,12 @@ export async function querySource(path: string, partner: string | undefined): Pr
   } catch (error) {
     throw new QueryInputError(`${target} cannot be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
-  if (info.isFile()) return { file: target, stream: null };
+  if (info.isFile()) return { file: target, stream: null, segments: [] };
   if (!info.isDirectory()) throw new QueryInputError(`${target} is neither a stream file nor a trail folder`);
   const stream = partner !== undefined ? partnerStream(partner) : COMBINED_STREAM;
-  return { file: join(target, streamFile(stream)), stream };
+  // A rotated stream is its segments, oldest first, then the live file (docs/audit.md "Rotation").
+  const segments = (await listSegments(target, stream)).map((relative) => join(target, relative));
+  return { file: join(target, streamFile(stream)), stream, segments };
 }
 
 export interface QueryResult {
@@ -87,13 +89,20 @@ export async function* queryTrail(path: string, filters: QueryFilters, result: Q
     return;
   }
   const source = await querySource(path, filters.partner);
-  if (source.stream !== null && source.stream !== COMBINED_STREAM && !(await exists(source.file))) return;
+  const files = [...source.segments];
+  if (await exists(source.file)) files.push(source.file);
+  else if (source.stream === COMBINED_STREAM && files.length === 0) files.push(source.file); // reading it reports the error
   const matches = recordFilter(filters);
-  for await (const line of readTrailLines(source.file)) {
+  for (const file of files) yield* queryFile(file, matches, result, files.length > 1);
+}
+
+async function* queryFile(file: string, matches: (record: Record<string, unknown>) => boolean, result: QueryResult, named: boolean): AsyncGenerator<Record<string, unknown>> {
+  for await (const line of readTrailLines(file)) {
     // A JSON object without chain fields is still a record (e.g. the plain decision log).
     const { record, ...parsed } = parseTrailLine(line);
     if (record === null) {
-      result.unreadable.push({ line: line.number, detail: 'detail' in parsed ? parsed.detail : 'unreadable' });
+      const detail = 'detail' in parsed ? parsed.detail : 'unreadable';
+      result.unreadable.push({ line: line.number, detail: named ? `${file}: ${detail}` : detail });
       continue;
     }
     if (isTrailLine(record)) continue;

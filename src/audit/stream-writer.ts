@@ -5,10 +5,10 @@
  * write, in order, for the next attempt; a partial write is resumed where it stopped, so a retry
  * never duplicates a line.
  */
-import { open, mkdir } from 'node:fs/promises';
+import { link, mkdir, open, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { CHECKPOINT_ACTION, GENESIS_HASH, MAX_LINE_BYTES, chainHash, hashedBody, lineHash, streamFile } from './chain-format.ts';
+import { CHECKPOINT_ACTION, GENESIS_HASH, RECOVERED_ACTION, MAX_LINE_BYTES, chainHash, hashedBody, lineHash, listSegments, segmentFile, segmentStamp, streamFile } from './chain-format.ts';
 import { canonicalJson } from '../config/config-hash.ts';
 import type { ChainFields } from './chain-format.ts';
 
@@ -31,6 +31,26 @@ export class AuditTrailCorruptError extends Error {
 interface PendingLine {
   bytes: Buffer;
   readonly done: (() => void) | null;
+  /** The whole line and the object it was serialized from, for the sinks that copy written lines. */
+  readonly whole: Buffer;
+  readonly record: Record<string, unknown>;
+  /** Set on the last line of a segment: once it is written the file is rotated, stamped with this time (ms). */
+  rotateAt?: number;
+}
+
+/** `YYYY-MM-DD` of a time in UTC: a stream file holds one UTC day when daily rotation is on. */
+function isWriterAction(action: unknown): boolean {
+  return action === CHECKPOINT_ACTION || action === RECOVERED_ACTION;
+}
+
+export function utcDay(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+/** When a stream's live file is closed and renamed (docs/audit.md "Rotation"). */
+export interface RotationPolicy {
+  readonly maxBytes: number;
+  readonly daily: boolean;
 }
 
 export interface RecoveredTail {
@@ -51,13 +71,42 @@ export class StreamWriter {
   firstUnsignedAt: number | null = null;
   /** Bytes written whose `datasync` has not succeeded yet. */
   needsSync = false;
+  /** Called with each line once it is in the file (the stdout and OTLP sinks copy the combined stream). */
+  onLineWritten: ((line: Buffer, record: Record<string, unknown>) => void) | null = null;
+  /** Bytes of the live file: on disk plus chained and not written yet. */
+  fileBytes = 0;
+  /** UTC day of the live file's first line (null while it is empty). */
+  fileDay: string | null = null;
   private pending: PendingLine[] = [];
   private handle: FileHandle | null = null;
   private existsOnDisk = false;
+  private readonly dir: string;
+  /** A rotation whose last line is written but whose rename is not done yet (a retry finishes it first). */
+  private rotation: { readonly at: number; linkedTo: string | null } | null = null;
 
   constructor(dir: string, stream: string) {
+    this.dir = dir;
     this.stream = stream;
     this.path = join(dir, streamFile(stream));
+  }
+
+  /** Whether the live file must be closed before a line of about `nextLineBytes` goes in at `now` (ms). */
+  rotationDue(policy: RotationPolicy, now: number, nextLineBytes: number): boolean {
+    if (this.fileBytes === 0) return false;
+    return this.fileBytes + nextLineBytes > policy.maxBytes || (policy.daily && this.fileDay !== null && this.fileDay !== utcDay(now));
+  }
+
+  /**
+   * Ends the live file after the last line chained so far (the caller chains a checkpoint first,
+   * so every segment ends signed): the next write renames it and starts a fresh file in which the
+   * chain goes on.
+   */
+  markRotation(now: number): void {
+    const last = this.pending.at(-1);
+    if (last !== undefined) last.rotateAt = now;
+    else this.rotation ??= { at: now, linkedTo: null };
+    this.fileBytes = 0;
+    this.fileDay = null;
   }
 
   get pendingLines(): number {
@@ -71,33 +120,71 @@ export class StreamWriter {
    * after it (`portcullis audit verify` tells what is wrong).
    */
   async recover(): Promise<RecoveredTail> {
+    const segments = await listSegments(this.dir, this.stream);
+    const lastSegment = segments.length > 0 ? join(this.dir, segments.at(-1)!) : null;
     let handle: FileHandle;
     try {
       handle = await open(this.path, 'r+');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { discardedBytes: 0, endsSigned: true };
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return this.continueFromSegment(lastSegment);
       throw error;
     }
-    this.existsOnDisk = true;
     try {
-      const size = (await handle.stat()).size;
+      const info = await handle.stat();
+      if (lastSegment !== null) {
+        const segment = await stat(lastSegment);
+        if (segment.ino === info.ino && segment.dev === info.dev) {
+          // A crash between the rotation's link and unlink: the live name is still the segment.
+          await handle.close();
+          await unlink(this.path);
+          await syncFolder(dirname(this.path));
+          return this.continueFromSegment(lastSegment);
+        }
+      }
+      this.existsOnDisk = true;
+      const size = info.size;
       const tail = await readLastLine(handle, size, this.path);
       if (tail.completeLength < size) {
         await handle.truncate(tail.completeLength);
         await handle.datasync();
       }
-      if (tail.lastLine === null) return { discardedBytes: size - tail.completeLength, endsSigned: true };
+      this.fileBytes = tail.completeLength;
+      if (tail.lastLine === null) {
+        // An empty live file (a crash right after a rotation): the chain goes on from the last segment.
+        const before = await this.continueFromSegment(lastSegment);
+        return { ...before, discardedBytes: size - tail.completeLength };
+      }
       const last = this.checkLastLine(tail.lastLine, tail.lastLineOffset);
       this.seq = last.chain.seq;
       this.prev = last.chain.hash;
+      this.fileDay = last.day;
       return { discardedBytes: size - tail.completeLength, endsSigned: last.action === CHECKPOINT_ACTION };
+    } finally {
+      await handle.close().catch(() => undefined);
+    }
+  }
+
+  /** Continues the chain from the last line of the newest rotated segment (written whole and synced before its rename). */
+  private async continueFromSegment(segment: string | null): Promise<RecoveredTail> {
+    if (segment === null) return { discardedBytes: 0, endsSigned: true };
+    const handle = await open(segment, 'r');
+    try {
+      const size = (await handle.stat()).size;
+      const tail = await readLastLine(handle, size, segment);
+      if (tail.lastLine === null || tail.completeLength !== size) {
+        throw new AuditTrailCorruptError(`${segment} (a rotated segment) does not end with a complete line; run \`portcullis audit verify\``);
+      }
+      const last = this.checkLastLine(tail.lastLine, tail.lastLineOffset, segment);
+      this.seq = last.chain.seq;
+      this.prev = last.chain.hash;
+      return { discardedBytes: 0, endsSigned: last.action === CHECKPOINT_ACTION };
     } finally {
       await handle.close();
     }
   }
 
-  private checkLastLine(text: string, offset: number): { chain: ChainFields; action: unknown } {
-    const where = `${this.path} (last line, byte ${offset})`;
+  private checkLastLine(text: string, offset: number, file: string = this.path): { chain: ChainFields; action: unknown; day: string | null } {
+    const where = `${file} (last line, byte ${offset})`;
     let line: unknown;
     try {
       line = JSON.parse(text);
@@ -122,7 +209,13 @@ export class StreamWriter {
     if (lineHash(chain.prev, body) !== hash) {
       throw new AuditTrailCorruptError(`${where} does not match its hash; run \`portcullis audit verify\``);
     }
-    return { chain: chain as ChainFields, action: (line as { event?: { action?: unknown } }).event?.action };
+    const timestamp = Date.parse(String((line as { '@timestamp'?: unknown })['@timestamp']));
+    return {
+      chain: chain as ChainFields,
+      action: (line as { event?: { action?: unknown } }).event?.action,
+      // Only the writer's own lines carry the writer's clock; a record's time is the request's.
+      day: Number.isNaN(timestamp) || !isWriterAction((line as { event?: { action?: unknown } }).event?.action) ? null : utcDay(timestamp),
+    };
   }
 
   /**
@@ -137,7 +230,10 @@ export class StreamWriter {
     chain.hash = chainHash(chain.prev, chain.stream, chain.seq, canonicalBody);
     this.seq = chain.seq;
     this.prev = chain.hash;
-    this.pending.push({ bytes: Buffer.from(JSON.stringify(line) + '\n', 'utf8'), done });
+    const bytes = Buffer.from(JSON.stringify(line) + '\n', 'utf8');
+    this.pending.push({ bytes, whole: bytes, record: line, done });
+    if (this.fileBytes === 0) this.fileDay = utcDay(now);
+    this.fileBytes += bytes.length;
     if (signing) {
       this.unsigned = 0;
       this.firstUnsignedAt = null;
@@ -152,9 +248,14 @@ export class StreamWriter {
    * `datasync`s. Throws on failure, keeping whatever was not written.
    */
   async writePending(sync: boolean): Promise<void> {
-    if (this.pending.length > 0) {
+    if (this.rotation !== null) await this.rotate();
+    while (this.pending.length > 0) {
+      // Up to the end of the current segment, if a rotation is marked.
+      const end = this.pending.findIndex((line) => line.rotateAt !== undefined);
+      const lines = end < 0 ? this.pending : this.pending.slice(0, end + 1);
+      const rotateAt = end < 0 ? undefined : lines.at(-1)!.rotateAt!;
       const handle = await this.openHandle(sync);
-      const batch = Buffer.concat(this.pending.map((line) => line.bytes));
+      const batch = Buffer.concat(lines.map((line) => line.bytes));
       let written = 0;
       try {
         while (written < batch.length) {
@@ -168,6 +269,9 @@ export class StreamWriter {
         this.settle(written);
       }
       this.needsSync = true;
+      if (rotateAt === undefined) break;
+      this.rotation = { at: rotateAt, linkedTo: null };
+      await this.rotate();
     }
     if (this.needsSync && sync) {
       // After a failed sync the bytes are in the file already: only the sync is retried (writing
@@ -183,6 +287,46 @@ export class StreamWriter {
     }
   }
 
+  /**
+   * Closes the live file for good and renames it to its segment name. The segment is synced
+   * first whatever the flush policy (it is final); link + unlink rather than rename, because a
+   * rename would silently replace an existing segment — a segment is never rewritten.
+   */
+  private async rotate(): Promise<void> {
+    const rotation = this.rotation!;
+    if (rotation.linkedTo === null) {
+      if (this.needsSync) {
+        const handle = await this.openHandle(true);
+        try {
+          await handle.datasync();
+        } catch (error) {
+          await this.dropHandle();
+          throw error;
+        }
+        this.needsSync = false;
+      }
+      await this.dropHandle();
+      const stamp = segmentStamp(new Date(rotation.at));
+      for (let collision = 0; ; collision++) {
+        const target = join(this.dir, segmentFile(this.stream, stamp, collision));
+        try {
+          await link(this.path, target);
+          rotation.linkedTo = target;
+          break;
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || collision >= 999_999) throw error;
+        }
+      }
+    }
+    await unlink(this.path).catch((error: NodeJS.ErrnoException) => {
+      // A retry after the unlink itself went through (only the folder sync failed).
+      if (error.code !== 'ENOENT') throw error;
+    });
+    await syncFolder(dirname(this.path));
+    this.existsOnDisk = false;
+    this.rotation = null;
+  }
+
   /** Drops the lines (and the part of a line) that made it to the file. */
   private settle(written: number): void {
     let remaining = written;
@@ -192,6 +336,7 @@ export class StreamWriter {
         remaining -= line.bytes.length;
         completed += 1;
         line.done?.();
+        this.onLineWritten?.(line.whole, line.record);
         continue;
       }
       line.bytes = line.bytes.subarray(remaining);

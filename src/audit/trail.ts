@@ -13,6 +13,10 @@
  * the response until then. Nothing is dropped silently: a record that cannot be queued makes
  * `append` return false (the caller refuses the request: AU-04 fail closed), and a failed write
  * keeps its lines, in order, and retries with backoff while the trail reports itself unhealthy.
+ *
+ * Stream files are rotated by size and UTC day (`rotate`, StreamWriter.markRotation): the chain
+ * goes on across a stream's segments. Lines of the combined stream are copied to the `stdout`
+ * and `otlp` sinks once they are in the file; those copies never hold the trail back.
  */
 import { auditWriteChannel } from '../observability/channels.ts';
 import type { AuditWriteMessage } from '../observability/channels.ts';
@@ -30,9 +34,13 @@ import {
   hashedBody,
   checkpointMessage,
   partnerStream,
+  segmentBase,
 } from './chain-format.ts';
 import { loadCheckpointSigner } from './signing-key.ts';
-import { FOLDER_MODE, StreamWriter, isPartnerId } from './stream-writer.ts';
+import { FOLDER_MODE, StreamWriter, isPartnerId, utcDay } from './stream-writer.ts';
+import type { RotationPolicy } from './stream-writer.ts';
+import type { AuditSink } from './sinks/sink.ts';
+import { openStdoutSink } from './sinks/stdout.ts';
 
 /** Room left on a line for `portcullis.chain` (stream name, seq, two hashes). */
 const CHAIN_FIELDS_BYTES = 512;
@@ -41,6 +49,9 @@ const CHAIN_SLICE = 32;
 const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 5000;
 const PARTNER_FILE_SUFFIX = '.jsonl';
+/** Room kept in a segment for the checkpoint that closes it, so a segment stays within `max_bytes`. */
+const CHECKPOINT_LINE_BYTES = 512;
+export const DEFAULT_ROTATION: RotationPolicy = Object.freeze({ maxBytes: 256 * 1024 * 1024, daily: true });
 
 /** One write cycle that wrote or synced something: how long the writes and syncs of all its streams took. */
 
@@ -48,7 +59,8 @@ const PARTNER_FILE_SUFFIX = '.jsonl';
 export type DurableCallback = (error: Error | null) => void;
 
 /** The compiled `audit` settings, plus a clock for tests. */
-export type AuditTrailOptions = Snapshot['audit'] & { readonly now?: () => Date };
+export type AuditTrailOptions = Omit<Snapshot['audit'], 'rotate' | 'sinks' | 'otlp'> &
+  Partial<Pick<Snapshot['audit'], 'rotate' | 'sinks' | 'otlp'>> & { readonly now?: () => Date };
 
 export interface AuditTrail {
   /**
@@ -91,7 +103,20 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
   const sync = options.flush !== 'os';
   const writeEachRecord = options.flush === 'every-record';
   const signer = await loadCheckpointSigner(options);
-  const streams = await recoverStreams(options.dir, now, sync);
+  const rotation = options.rotate ?? DEFAULT_ROTATION;
+  if (!Number.isSafeInteger(rotation.maxBytes) || rotation.maxBytes < 4096) throw new TypeError('audit trail: rotate.maxBytes must be an integer of at least 4096');
+  const sinks = await openSinks(options);
+  let streams: Map<string, StreamWriter>;
+  try {
+    streams = await recoverStreams(options.dir, now, sync);
+  } catch (error) {
+    await Promise.all(sinks.map((sink) => sink.close()));
+    throw error;
+  }
+  const feedSinks = (line: Buffer, record: Record<string, unknown>): void => {
+    for (const sink of sinks) sink.write(line, record);
+  };
+  if (sinks.length > 0) streams.get(COMBINED_STREAM)!.onLineWritten = feedSinks;
 
   let queue: QueuedRecord[] = [];
   /** Records taken off the queue whose lines are not on disk in every stream yet. */
@@ -133,9 +158,16 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
     let writer = streams.get(name);
     if (writer === undefined) {
       writer = new StreamWriter(options.dir, name);
+      if (name === COMBINED_STREAM && sinks.length > 0) writer.onLineWritten = feedSinks;
       streams.set(name, writer);
     }
     return writer;
+  };
+
+  /** Closes the stream's live file after a checkpoint (unless its last line is one already): see StreamWriter.markRotation. */
+  const rotate = (writer: StreamWriter, at: Date): void => {
+    if (writer.unsigned > 0) checkpoint(writer, at);
+    writer.markRotation(at.getTime());
   };
 
   const checkpoint = (writer: StreamWriter, at: Date): void => {
@@ -161,6 +193,8 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
     const batch = queue;
     queue = [];
     inFlight += batch.length;
+    // A new UTC day starts a new file for every stream, busy or idle.
+    for (const writer of streams.values()) if (rotation.daily && writer.rotationDue({ maxBytes: Number.POSITIVE_INFINITY, daily: true }, atMs, 0)) rotate(writer, at);
     let sinceYield = 0;
     for (const { body, partnerId, onDurable } of batch) {
       // Chaining costs tens of µs per record on the gateway's own thread: yield between slices
@@ -194,6 +228,7 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
       for (const target of targets) {
         const writer = streamFor(target);
         waiter?.writers.push(writer);
+        if (writer.rotationDue(rotation, atMs, canonicalBody.length + CHAIN_FIELDS_BYTES + CHECKPOINT_LINE_BYTES)) rotate(writer, at);
         writer.chain(body, done, false, atMs, canonicalBody);
         if (writer.unsigned >= options.checkpointEvery) checkpoint(writer, at);
       }
@@ -318,6 +353,7 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
         await runCycle(true);
         const lost = failing ? unwrittenError('could not be written before closing') : null;
         await Promise.all([...streams.values()].map((writer) => writer.close()));
+        await Promise.all(sinks.map((sink) => sink.close()));
         if (lost !== null) {
           log('error', 'audit.records_lost', { error: lost.message });
           throw lost;
@@ -330,6 +366,19 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
       return { queued: queue.length + inFlight, written, failedWrites, lastError };
     },
   };
+}
+
+/** The sinks besides the file (`audit.sinks`); the OTLP SDK is imported only when `otlp` is named. */
+async function openSinks(options: AuditTrailOptions): Promise<AuditSink[]> {
+  const names = options.sinks ?? ['file'];
+  const sinks: AuditSink[] = [];
+  if (names.includes('stdout')) sinks.push(openStdoutSink());
+  if (names.includes('otlp')) {
+    if (options.otlp == null) throw new TypeError('audit trail: the otlp sink needs audit.otlp settings');
+    const { openOtlpSink } = await import('./sinks/otlp.ts');
+    sinks.push(await openOtlpSink(options.otlp));
+  }
+  return sinks;
 }
 
 /**
@@ -382,15 +431,21 @@ async function recoverStreams(
   const partnersDir = join(dir, 'partners');
   await mkdir(partnersDir, { recursive: true, mode: FOLDER_MODE });
   const names = [COMBINED_STREAM];
+  /** Partners with rotated segments: one whose live file is gone (a crash right after a rotation) still continues its chain. */
+  const segmentOnly = new Set<string>();
   for (const entry of await readdir(partnersDir, { withFileTypes: true })) {
     const id = entry.name.endsWith(PARTNER_FILE_SUFFIX) ? entry.name.slice(0, -PARTNER_FILE_SUFFIX.length) : null;
     if (entry.isFile() && id !== null && isPartnerId(id)) names.push(partnerStream(id));
+    else if (entry.isFile() && isPartnerId(segmentBase(entry.name))) segmentOnly.add(segmentBase(entry.name)!);
     else log('warn', 'audit.unknown_file', { path: join(partnersDir, entry.name) });
   }
+  for (const id of segmentOnly) if (!names.includes(partnerStream(id))) names.push(partnerStream(id));
   const streams = new Map<string, StreamWriter>();
   for (const name of names) {
     const writer = new StreamWriter(dir, name);
     const tail = await writer.recover();
+    // A file whose last line does not tell the writer's day counts from now.
+    if (writer.fileBytes > 0) writer.fileDay ??= utcDay(now().getTime());
     streams.set(name, writer);
     if (!tail.endsSigned) {
       writer.unsigned = 1;

@@ -31,7 +31,9 @@ import {
   RECOVERED_ACTION,
   checkpointMessage,
   lineHash,
+  listSegments,
   partnerStream,
+  segmentBase,
   streamFile,
 } from './chain-format.ts';
 
@@ -59,8 +61,15 @@ export type ProblemKind =
   | 'foreign_line';
 
 export interface TrailProblem {
-  /** 1-based line number in the stream's file (one past the last line for a missing tail). */
+  /**
+   * 1-based line number in the stream (one past the last line for a missing tail). A rotated
+   * stream is read as its segments in order then its live file, and counted as one sequence of
+   * lines; `file` and `fileLine` then say where the line is.
+   */
   readonly line: number;
+  /** The segment or live file holding the line (relative to the trail folder), when the stream has rotated segments. */
+  readonly file?: string;
+  readonly fileLine?: number;
   readonly seq: number | null;
   readonly kind: ProblemKind;
   readonly detail: string;
@@ -70,6 +79,8 @@ export interface StreamReport {
   readonly stream: string;
   /** Path relative to the trail folder (or the file as given). */
   readonly file: string;
+  /** Its rotated segments (relative to the trail folder), oldest first, read before `file`. */
+  readonly segments: readonly string[];
   readonly lines: number;
   /** `seq` of the last line that carries one (0 for an empty stream). */
   readonly lastSeq: number;
@@ -111,12 +122,12 @@ export async function verifyTrail(path: string, options: VerifyOptions): Promise
     const workers = await workerTrails(target);
     if (workers.length > 0) return verifyWorkerTrails(target, workers, options);
   }
-  const files = kind === 'folder' ? await trailFiles(target) : [{ file: target, relative: target, stream: streamOfFile(target) }];
+  const files: StreamEntry[] = kind === 'folder' ? await trailFiles(target) : [{ file: target, relative: target, stream: streamOfFile(target), segments: [] }];
   const root = kind === 'folder' ? target : trailRootOfFile(target);
   const key = await checkpointKey(root, options);
 
   const scans: StreamScan[] = [];
-  for (const entry of files) scans.push(await scanStream(entry.file, entry.relative, entry.stream, key.key));
+  for (const entry of files) scans.push(await scanStream(entry, kind === 'folder' ? target : null, key.key));
   if (kind === 'folder') crossCheck(scans, target);
 
   const streams = scans.map(reportOf);
@@ -168,25 +179,48 @@ interface StreamEntry {
   readonly relative: string;
   /** The stream the file's name says it holds; null when the name does not say (a renamed copy). */
   readonly stream: string | null;
+  /** Rotated segments (relative to the trail folder), oldest first. */
+  readonly segments: readonly string[];
 }
 
 async function trailFiles(dir: string): Promise<StreamEntry[]> {
   const entries: StreamEntry[] = [];
   const combined = join(dir, streamFile(COMBINED_STREAM));
-  const hasCombined = await isFile(combined);
-  if (hasCombined) entries.push({ file: combined, relative: streamFile(COMBINED_STREAM), stream: COMBINED_STREAM });
-  let partnerFiles: string[] = [];
+  const combinedSegments = await listSegments(dir, COMBINED_STREAM);
+  if ((await isFile(combined)) || combinedSegments.length > 0) {
+    entries.push({ file: combined, relative: streamFile(COMBINED_STREAM), stream: COMBINED_STREAM, segments: combinedSegments });
+  }
+  let names: string[] = [];
   try {
-    partnerFiles = (await readdir(join(dir, 'partners'))).filter((name) => name.endsWith('.jsonl')).sort();
+    names = await readdir(join(dir, 'partners'));
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
-  for (const name of partnerFiles) {
-    const stream = partnerStream(name.slice(0, -'.jsonl'.length));
-    entries.push({ file: join(dir, streamFile(stream)), relative: streamFile(stream), stream });
+  // A partner's stream is its live file and its rotated segments; either may exist alone.
+  const partners = new Set<string>();
+  for (const name of names) {
+    if (!name.endsWith('.jsonl')) continue;
+    partners.add(segmentBase(name) ?? name.slice(0, -'.jsonl'.length));
   }
-  if (!hasCombined && partnerFiles.length === 0) throw new TrailInputError(`${dir} holds no audit trail (no combined.jsonl, no partners/*.jsonl)`);
+  for (const partner of [...partners].sort()) {
+    const stream = partnerStream(partner);
+    entries.push({ file: join(dir, streamFile(stream)), relative: streamFile(stream), stream, segments: await listSegments(dir, stream) });
+  }
+  if (entries.length === 0) throw new TrailInputError(`${dir} holds no audit trail (no combined.jsonl, no partners/*.jsonl)`);
   return entries;
+}
+
+/** The lines of a stream: its rotated segments in order, then its live file (absent after a rotation until the next write). */
+async function* streamLines(entry: StreamEntry, dir: string | null): AsyncGenerator<{ line: TrailLine; file: string; fileLine: number }> {
+  let number = 0;
+  const files = entry.segments.map((relative) => ({ path: join(dir!, relative), relative }));
+  if (entry.segments.length === 0 || (await isFile(entry.file))) files.push({ path: entry.file, relative: entry.relative });
+  for (const file of files) {
+    for await (const line of readTrailLines(file.path)) {
+      number += 1;
+      yield { line: { ...line, number }, file: file.relative, fileLine: line.number };
+    }
+  }
 }
 
 async function isFile(path: string): Promise<boolean> {
@@ -359,6 +393,7 @@ interface RecordEntry {
 interface StreamScan {
   readonly stream: string;
   readonly file: string;
+  readonly segments: readonly string[];
   lines: number;
   lastSeq: number;
   problems: TrailProblem[];
@@ -374,21 +409,25 @@ interface PendingGap {
   readonly to: number;
 }
 
-async function scanStream(file: string, relative: string, expectedStream: string | null, key: KeyObject | null): Promise<StreamScan> {
-  const scan: StreamScan = { stream: expectedStream ?? '?', file: relative, lines: 0, lastSeq: 0, problems: [], lastCheckpointSeq: null, lastLineIsVerifiedCheckpoint: false, records: [] };
+async function scanStream(entry: StreamEntry, dir: string | null, key: KeyObject | null): Promise<StreamScan> {
+  const expectedStream = entry.stream;
+  const rotated = entry.segments.length > 0;
+  const scan: StreamScan = { stream: expectedStream ?? '?', file: entry.relative, segments: entry.segments, lines: 0, lastSeq: 0, problems: [], lastCheckpointSeq: null, lastLineIsVerifiedCheckpoint: false, records: [] };
   let stream = expectedStream;
   let expectedSeq = 1;
   let prevHash = GENESIS_HASH;
   let prevLine: { number: number; seq: number } | null = null;
   let broken = false;
   let gap: PendingGap | null = null;
+  let where: { file: string; fileLine: number } = { file: entry.relative, fileLine: 0 };
   const fail = (problem: TrailProblem): void => {
-    scan.problems.push(problem);
+    scan.problems.push(rotated ? { ...problem, ...where } : problem);
     broken = true;
     scan.lastLineIsVerifiedCheckpoint = false;
   };
 
-  for await (const line of readTrailLines(file)) {
+  for await (const { line, file, fileLine } of streamLines(entry, dir)) {
+    where = { file, fileLine };
     scan.lines = line.number;
     const parsed = parseTrailLine(line);
     if (!parsed.ok) {
@@ -427,7 +466,9 @@ async function scanStream(file: string, relative: string, expectedStream: string
         fail({ line: line.number, seq: chain.seq, kind: 'reordered', detail: `seq ${chain.seq} after seq ${expectedSeq - 1}` });
       } else {
         const missing = chain.seq - expectedSeq === 1 ? `seq ${expectedSeq} is missing` : `seq ${expectedSeq}–${chain.seq - 1} are missing`;
-        const problem: TrailProblem = { line: line.number, seq: chain.seq, kind: 'removed', detail: `${missing} before this line` };
+        // A gap at the first line of a file of a rotated stream: a whole segment is gone.
+        const segment = rotated && fileLine === 1 ? `: a rotated segment before ${file} is missing` : '';
+        const problem: TrailProblem = { line: line.number, seq: chain.seq, kind: 'removed', detail: `${missing} before this line${segment}` };
         fail(problem);
         gap = { problem, from: expectedSeq, to: chain.seq };
       }
@@ -511,7 +552,7 @@ export function isTrailLine(record: Record<string, unknown>): boolean {
 function crossCheck(scans: StreamScan[], dir: string): void {
   let combined = scans.find((scan) => scan.stream === COMBINED_STREAM);
   if (combined === undefined) {
-    combined = { stream: COMBINED_STREAM, file: streamFile(COMBINED_STREAM), lines: 0, lastSeq: 0, problems: [], lastCheckpointSeq: null, lastLineIsVerifiedCheckpoint: false, records: [] };
+    combined = { stream: COMBINED_STREAM, file: streamFile(COMBINED_STREAM), segments: [], lines: 0, lastSeq: 0, problems: [], lastCheckpointSeq: null, lastLineIsVerifiedCheckpoint: false, records: [] };
     combined.problems.push({ line: 1, seq: null, kind: 'removed', detail: `${join(dir, 'combined.jsonl')} is missing, though partner streams exist` });
     scans.unshift(combined);
   }
@@ -557,7 +598,7 @@ function crossCheck(scans: StreamScan[], dir: string): void {
   for (const [partner, entries] of byPartner) {
     let scan = partnerScans.get(partner);
     if (scan === undefined) {
-      scan = { stream: partnerStream(partner), file: streamFile(partnerStream(partner)), lines: 0, lastSeq: 0, problems: [], lastCheckpointSeq: null, lastLineIsVerifiedCheckpoint: false, records: [] };
+      scan = { stream: partnerStream(partner), file: streamFile(partnerStream(partner)), segments: [], lines: 0, lastSeq: 0, problems: [], lastCheckpointSeq: null, lastLineIsVerifiedCheckpoint: false, records: [] };
       scan.problems.push({ line: 1, seq: null, kind: 'removed', detail: `the file is missing; combined.jsonl holds ${entries.length} record(s) of partner "${partner}", the first at line ${entries[0]!.line}` });
       scans.push(scan);
       continue;
@@ -597,6 +638,7 @@ function reportOf(scan: StreamScan): StreamReport {
   return {
     stream: scan.stream,
     file: scan.file,
+    segments: scan.segments,
     lines: scan.lines,
     lastSeq: scan.lastSeq,
     ok: firstProblem === null,

@@ -90,6 +90,12 @@ export function compileSnapshot(config: Config, context: CompileContext): Snapsh
       signingKeyPath: config.audit.signing_key === undefined ? null : resolve(baseDir, config.audit.signing_key),
       keyDir: resolve(baseDir, config.gateway.data_dir, 'audit-keys'),
       maxQueue: config.audit.max_queue,
+      rotate: { maxBytes: config.audit.rotate.max_bytes, daily: config.audit.rotate.daily },
+      sinks: config.audit.sinks,
+      otlp:
+        config.audit.sinks.includes('otlp') && config.audit.otlp !== undefined
+          ? { url: config.audit.otlp.url, headers: config.audit.otlp.headers, timeoutMs: config.audit.otlp.timeout }
+          : null,
     },
     state: compileState(config, baseDir),
     tracing: {

@@ -597,6 +597,40 @@ export const config = z
           .optional()
           .describe('PEM Ed25519 private key that signs checkpoints. Default: generated on first start in <data_dir>/audit-keys/ (keep audit-signing.pub to verify).'),
         max_queue: z.number().int().min(100).default(10000).describe('Most records waiting to be written; beyond it new requests are refused with 503 audit_unavailable.'),
+        rotate: z
+          .object({
+            max_bytes: z
+              .number()
+              .int()
+              .min(65536)
+              .default(256 * 1024 * 1024)
+              .describe('A stream file is closed (after a signed checkpoint) and renamed to `<name>.<UTC timestamp>.jsonl` before it would grow past this many bytes. Default 256 MiB (268435456).'),
+            daily: z.boolean().default(true).describe('Also close and rename every stream file when the UTC day changes. Default true.'),
+          })
+          .strict()
+          .default({ max_bytes: 256 * 1024 * 1024, daily: true })
+          .describe('Rotation of the stream files: a rotated file is never written again, and the chain goes on in the new file (`audit verify` reads the segments in order).'),
+        sinks: z
+          .array(z.enum(['file', 'stdout', 'otlp']))
+          .min(1)
+          .default(['file'])
+          .refine((sinks) => sinks.includes('file'), { message: 'audit.sinks must include file: the file is what `audit verify` checks and what refuses requests when it cannot be written' })
+          .refine((sinks) => new Set(sinks).size === sinks.length, { message: 'audit.sinks lists a sink twice' })
+          .describe('Where chained lines go. `file` (required) is the source of truth; `stdout` copies every line of the combined stream to stdout as written; `otlp` exports each as an OpenTelemetry log record (the SDK is loaded only then). A failing copy never blocks or fails the trail. Default [file].'),
+        otlp: z
+          .object({
+            url: z
+              .url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' })
+              .describe('OTLP/HTTP logs endpoint, e.g. http://127.0.0.1:4318/v1/logs (the full path: nothing is appended).'),
+            headers: z
+              .record(headerName, z.string())
+              .default({})
+              .describe('Headers sent with every export (e.g. a collector API key; use ${ENV} interpolation for secrets). Never logged.'),
+            timeout: duration.default(10000).describe('Time allowed for one export request. Default 10s.'),
+          })
+          .strict()
+          .optional()
+          .describe('The OTLP logs sink (OTLP/HTTP, JSON encoding). Required when `sinks` names `otlp`.'),
         // Benchmarks only (bench/, issue 6: the cost of the trail needs a row without one). Two
         // separate acts are needed: this exact sentence in the file and PORTCULLIS_BENCHMARK=1 in
         // the environment, else `serve` refuses to start (src/server/gateway.ts).
@@ -606,7 +640,16 @@ export const config = z
           .describe(`Benchmarks only: no audit trail at all (the decision log is still written). Must be exactly "${AUDIT_DISABLED_FOR_BENCHMARK_ACK}", and the gateway refuses to start unless PORTCULLIS_BENCHMARK=1 is set; it then never reports ready.`),
       })
       .strict()
-      .default({ flush: 'interval', flush_interval: 100, checkpoint_interval: 60000, checkpoint_every: 1000, max_queue: 10000 })
+      .refine((audit) => !audit.sinks.includes('otlp') || audit.otlp !== undefined, { message: 'audit.sinks names otlp: audit.otlp.url is needed', path: ['otlp'] })
+      .default({
+        flush: 'interval',
+        flush_interval: 100,
+        checkpoint_interval: 60000,
+        checkpoint_every: 1000,
+        max_queue: 10000,
+        rotate: { max_bytes: 256 * 1024 * 1024, daily: true },
+        sinks: ['file'],
+      })
       .describe('The tamper-evident audit trail: one hash-chained record per decision, a combined stream and one stream per partner, signed checkpoints. A request that cannot be recorded is not forwarded.'),
     dpop: z
       .object({

@@ -277,6 +277,12 @@ export interface Snapshot {
     readonly signingKeyPath: string | null;
     readonly keyDir: string;
     readonly maxQueue: number;
+    /** When a stream's live file is closed and renamed (docs/audit.md "Rotation"). */
+    readonly rotate: { readonly maxBytes: number; readonly daily: boolean };
+    /** Where chained lines go: always the file; `stdout` and `otlp` are copies. */
+    readonly sinks: readonly ('file' | 'stdout' | 'otlp')[];
+    /** OTLP/HTTP logs exporter settings; null unless `sinks` names `otlp`. */
+    readonly otlp: { readonly url: string; readonly headers: Readonly<Record<string, string>>; readonly timeoutMs: number } | null;
   };
   readonly state: CompiledState;
   readonly tracing: CompiledTracing;

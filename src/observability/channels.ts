@@ -46,3 +46,12 @@ export interface AuditWriteMessage {
 }
 
 export const auditWriteChannel = diagnosticsChannel.channel('portcullis:audit:write');
+
+/** Audit records a copy sink (stdout, OTLP) could not deliver; the trail's file still has them. */
+export interface AuditSinkFailureMessage {
+  readonly sink: 'stdout' | 'otlp';
+  /** How many lines the failure covers. */
+  readonly records: number;
+}
+
+export const auditSinkFailureChannel = diagnosticsChannel.channel('portcullis:audit:sink-failure');

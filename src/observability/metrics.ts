@@ -29,8 +29,8 @@ import type { DecisionInput } from '../pipeline/context.ts';
 import { certificateInventory, earliestExpiries } from '../pki/inventory.ts';
 import { log } from '../log.ts';
 import { jwksFetchChannel, tokenCacheLookupChannel } from './channels.ts';
-import { auditWriteChannel } from './channels.ts';
-import type { AuditWriteMessage } from './channels.ts';
+import { auditSinkFailureChannel, auditWriteChannel } from './channels.ts';
+import type { AuditSinkFailureMessage, AuditWriteMessage } from './channels.ts';
 import type { JwksFetchMessage, TokenCacheLookupMessage } from './channels.ts';
 import { methodLabel, protocolLabel, stageOfReason, statusClass } from './request-labels.ts';
 
@@ -152,6 +152,12 @@ export const METRICS = {
     help: 'Time of one write cycle of the audit trail: the batch written to every stream it touches and, unless `audit.flush` is `os`, fdatasync\'ed. With `every-record` a response waits for the cycle that holds its record.',
     labels: [],
     buckets: AUDIT_WRITE_BUCKETS,
+  },
+  auditSinkFailures: {
+    name: 'portcullis_audit_sink_failures_total',
+    type: 'counter',
+    help: 'Audit records a copy sink (stdout, otlp) could not deliver; the trail\'s file still has them.',
+    labels: ['sink'],
   },
   auditWriteFailures: {
     name: 'portcullis_audit_write_failures_total',
@@ -330,6 +336,12 @@ export function createMetrics(options: GatewayMetricsOptions): GatewayMetrics {
   const onAuditWrite = (message: unknown): void => {
     auditWriteDuration.observe((message as AuditWriteMessage).durationSeconds);
   };
+  const auditSinkFailures = new Counter({ ...labelled(def.auditSinkFailures), registers: [registry] });
+  const onAuditSinkFailure = (message: unknown): void => {
+    const { sink, records } = message as AuditSinkFailureMessage;
+    auditSinkFailures.inc({ sink }, records);
+  };
+  auditSinkFailureChannel.subscribe(onAuditSinkFailure);
   jwksFetchChannel.subscribe(onJwksFetch);
   auditWriteChannel.subscribe(onAuditWrite);
   tokenCacheLookupChannel.subscribe(onTokenCacheLookup);
@@ -414,6 +426,7 @@ export function createMetrics(options: GatewayMetricsOptions): GatewayMetrics {
       jwksFetchChannel.unsubscribe(onJwksFetch);
       tokenCacheLookupChannel.unsubscribe(onTokenCacheLookup);
       auditWriteChannel.unsubscribe(onAuditWrite);
+      auditSinkFailureChannel.unsubscribe(onAuditSinkFailure);
     },
   };
 }
