@@ -68,6 +68,8 @@ export const REASONS = {
   'allowed': null,
   // answered by the gateway itself: RFC 9728 protected-resource metadata
   'gateway.resource_metadata': null,
+  // …or the token service's endpoints (issue 5): issuance has its own event records
+  'gateway.token_service': null,
   // ingress (stage 1)
   'http.malformed': 'bad_request',
   'http.framing_ambiguous': 'request_framing_invalid',

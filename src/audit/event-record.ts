@@ -13,7 +13,23 @@ export type EventAction =
   | 'partner.offboarded'
   | 'config.reload_applied'
   | 'config.reload_refused'
-  | 'admin.refused';
+  | 'admin.refused'
+  | 'token.issued'
+  | 'token.refused';
+
+/** `token.*`: what the token service issued or refused (never the token or the client's assertion). */
+export interface TokenEventFields {
+  readonly clientId: string | null;
+  readonly credentialId: string | null;
+  readonly clientAuthMethod: string | null;
+  readonly apiId: string | null;
+  readonly scopes: readonly string[];
+  readonly lifetimeMs: number | null;
+  /** `x5t#S256` (RFC 8705 §3.1) or `jkt` (RFC 9449 §6.1); null for a bearer token or a refusal before binding. */
+  readonly cnfType: 'x5t#S256' | 'jkt' | null;
+  readonly cnfThumbprint: string | null;
+  readonly jti: string | null;
+}
 
 export interface EventInput {
   readonly action: EventAction;
@@ -35,6 +51,8 @@ export interface EventInput {
   /** How far a change reached before the call returned. */
   readonly propagation?: { readonly instances: number; readonly acknowledged: number; readonly elapsedMs: number } | null;
   readonly sourceIp?: string | null;
+  /** `token.*`: the issuance (or what was known of it when it was refused). */
+  readonly token?: TokenEventFields | null;
 }
 
 const MAX_TEXT = 512;
@@ -46,7 +64,14 @@ function bounded(text: string): string {
 
 export function eventRecord(input: EventInput, now: Date = new Date()): object {
   const category = input.action.startsWith('config.') ? 'configuration' : 'iam';
-  const type = input.action.endsWith('.removed') || input.action === 'partner.resumed' ? 'deletion' : input.action.startsWith('revocation.') ? 'creation' : 'change';
+  const type =
+    input.action === 'token.refused'
+      ? 'denied'
+      : input.action.endsWith('.removed') || input.action === 'partner.resumed'
+        ? 'deletion'
+        : input.action.startsWith('revocation.') || input.action === 'token.issued'
+          ? 'creation'
+          : 'change';
   return {
     '@timestamp': now.toISOString(),
     event: {
@@ -76,6 +101,21 @@ export function eventRecord(input: EventInput, now: Date = new Date()): object {
       ...(input.issues ? { issues: input.issues.slice(0, MAX_ISSUES).map(bounded) } : {}),
       ...(input.propagation
         ? { propagation: { instances: input.propagation.instances, acknowledged: input.propagation.acknowledged, elapsed_ms: input.propagation.elapsedMs } }
+        : {}),
+      ...(input.token
+        ? {
+            credential: { id: input.token.credentialId },
+            token: {
+              client_id: input.token.clientId,
+              client_auth_method: input.token.clientAuthMethod,
+              api: input.token.apiId,
+              scopes: input.token.scopes.slice(0, MAX_ISSUES * 3).map(bounded),
+              lifetime_ms: input.token.lifetimeMs,
+              cnf_type: input.token.cnfType,
+              cnf_thumbprint: input.token.cnfThumbprint,
+              jti: input.token.jti,
+            },
+          }
         : {}),
     },
   };

@@ -23,8 +23,9 @@ export interface CredentialCheckers {
 export class AuthnRuntime {
   readonly keySets: KeySets;
 
-  constructor(dataDir: string) {
-    this.keySets = new KeySets({ dataDir });
+  /** `tokenServiceJwks`: the token service's own keys (src/tokens/keys.ts), trusted without a fetch. */
+  constructor(dataDir: string, options: { tokenServiceJwks?: () => unknown } = {}) {
+    this.keySets = new KeySets({ dataDir, ...(options.tokenServiceJwks ? { tokenServiceJwks: options.tokenServiceJwks } : {}) });
   }
 
   /** Brings the key sets in line with the snapshot and builds its checkers. */

@@ -21,7 +21,10 @@ import type {
   KeySource,
   PartnerLimits,
   RateLimitSpec,
+  ClientCredential,
+  CompiledTokenService,
 } from './snapshot.ts';
+import { TOKEN_SERVICE_ISSUER_ID } from './snapshot.ts';
 
 const DAY_MS = 86_400_000;
 const BARE_DATE = /^\d{4}-\d{2}-\d{2}$/;
@@ -57,6 +60,30 @@ export function compileIssuer(issuer: IssuerConfig, files: ReferencedFiles): Com
     refreshIntervalMs: issuer.refresh_interval,
     unknownKidCooldownMs: issuer.unknown_kid_cooldown,
     fetchTimeoutMs: issuer.fetch_timeout,
+  };
+}
+
+function parsedJwks(files: ReferencedFiles, written: string): unknown {
+  const json = parseJson(files.contents(written));
+  if (!json.ok) throw new Error(`internal: ${written} was not validated before compile`);
+  return json.value;
+}
+
+/** The token service, as the issuer the gateway's own validation trusts (keys from the state store). */
+export function tokenServiceIssuer(service: CompiledTokenService): CompiledIssuer {
+  return {
+    id: TOKEN_SERVICE_ISSUER_ID,
+    issuer: service.issuer,
+    source: { kind: 'token_service' },
+    ca: null,
+    algorithms: new Set([service.algorithm]),
+    typ: 'at+jwt',
+    leewayMs: 5_000,
+    maxLifetimeMs: service.maxTokenLifetimeMs,
+    partnerClaim: 'client_id',
+    refreshIntervalMs: 60_000,
+    unknownKidCooldownMs: 1_000,
+    fetchTimeoutMs: 1_000,
   };
 }
 
@@ -175,11 +202,12 @@ export function rateLimitSpec(limit: { rate: { text: string; emissionIntervalMs:
 }
 
 /** One map lookup from a verified credential to its configured credential (and so its partner). */
-export function credentialIndex(partners: readonly PartnerConfig[]): CredentialIndex {
+export function credentialIndex(partners: readonly PartnerConfig[], files: ReferencedFiles): CredentialIndex {
   const jwt = new Map<string, Map<string, CompiledCredential>>();
   const introspection = new Map<string, Map<string, CompiledCredential>>();
   const apiKeys = new Map<string, CompiledCredential & { readonly type: 'api_key' }>();
   const mtls = new Map<string, CompiledCredential & { readonly type: 'mtls' }>();
+  const clients = new Map<string, ClientCredential>();
   const within = (index: Map<string, Map<string, CompiledCredential>>, id: string): Map<string, CompiledCredential> => {
     let byClient = index.get(id);
     if (!byClient) index.set(id, (byClient = new Map()));
@@ -222,8 +250,26 @@ export function credentialIndex(partners: readonly PartnerConfig[]): CredentialI
         case 'mtls':
           mtls.set(partner.id, { id: credential.id, type: 'mtls', partnerId: partner.id, rateLimit: credential.rate_limit ? rateLimitSpec(credential.rate_limit) : null });
           break;
+        case 'client': {
+          const compiled: ClientCredential = {
+            id: credential.id,
+            type: 'client',
+            partnerId: partner.id,
+            clientId: credential.client_id,
+            auth: credential.auth,
+            jwks: credential.jwks_file !== undefined ? parsedJwks(files, credential.jwks_file) : null,
+            jwksUri: credential.jwks_uri ?? null,
+            secretSha256: credential.secret_sha256 !== undefined ? Buffer.from(credential.secret_sha256, 'hex') : null,
+            tokenLifetimeMs: credential.token_lifetime ?? null,
+            rateLimit: credential.rate_limit ? rateLimitSpec(credential.rate_limit) : null,
+          };
+          clients.set(credential.client_id, compiled);
+          // Tokens the token service issues to this client bind to this credential on the data plane.
+          within(jwt, TOKEN_SERVICE_ISSUER_ID).set(credential.client_id, compiled);
+          break;
+        }
       }
     }
   }
-  return { jwt, introspection, apiKeys, mtls };
+  return { jwt, introspection, apiKeys, mtls, clients };
 }

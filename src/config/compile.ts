@@ -10,7 +10,7 @@ import { isIP } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import type { CompiledRule } from '../policy/types.ts';
 import { Router } from '../router/router.ts';
-import { compileIntrospection, compileIssuer, compilePartner, credentialIndex, rateLimitSpec } from './compile-identity.ts';
+import { compileIntrospection, compileIssuer, compilePartner, credentialIndex, rateLimitSpec, tokenServiceIssuer } from './compile-identity.ts';
 import { PolicyCompiler } from './compile-policy.ts';
 import { configHash } from './config-hash.ts';
 import type { ReferencedFiles } from './files.ts';
@@ -25,10 +25,12 @@ import type {
   CompiledListener,
   CompiledRoute,
   CompiledState,
+  CompiledTokenService,
   CompiledUpstream,
   ListenerLimits,
   Snapshot,
 } from './snapshot.ts';
+import { TOKEN_SERVICE_ISSUER_ID } from './snapshot.ts';
 
 export interface CompileContext {
   /** Absolute path of the configuration file. */
@@ -63,7 +65,9 @@ export function compileSnapshot(config: Config, context: CompileContext): Snapsh
   const routes = config.routes.map((route) => compileRoute(route, upstreams, apis, globalPolicies, policy));
   const routers = new Map(ZONES.map((zone) => [zone, new Router(routes.filter((route) => route.zone === zone))] as const));
 
+  const tokenService = compileTokenService(config);
   const issuers = new Map(config.issuers.map((issuer) => [issuer.id, compileIssuer(issuer, files)] as const));
+  if (tokenService) issuers.set(TOKEN_SERVICE_ISSUER_ID, tokenServiceIssuer(tokenService));
   const issuersByIss = new Map<string, CompiledIssuer>([...issuers.values()].map((issuer) => [issuer.issuer, issuer] as const));
   const introspection = new Map(config.introspection.map((endpoint) => [endpoint.id, compileIntrospection(endpoint, files)] as const));
   const partners = new Map(config.partners.map((partner) => [partner.id, compilePartner(partner, policy, config.rate_limits.tiers, files)] as const));
@@ -111,6 +115,7 @@ export function compileSnapshot(config: Config, context: CompileContext): Snapsh
     },
     adminTokens: new Map(config.admin.tokens.map((token) => [token.sha256, token.id] as const)),
     rateLimits: { mode: config.rate_limits.mode, headers: config.rate_limits.headers !== undefined },
+    tokenService,
     partnerTrusts: [...partners.values()].flatMap((partner) => (partner.mtls ? [partner.mtls] : [])),
     dpop: {
       algorithms: new Set(config.dpop.algorithms),
@@ -131,7 +136,7 @@ export function compileSnapshot(config: Config, context: CompileContext): Snapsh
     introspection,
     apis,
     partners,
-    credentials: credentialIndex(config.partners),
+    credentials: credentialIndex(config.partners, files),
     warnings: insecureOptionWarnings(config, context),
   };
   // Routers, compiled rules and compiled grants (CEL programs, BlockLists) own their internals:
@@ -211,6 +216,7 @@ function compileApi(api: ApiConfig, policy: PolicyCompiler, endpoints: Config['i
     sensitivity: api.sensitivity,
     policies: policy.rules(api.policies, `apis[${api.id}]`),
     requireSenderConstrained: api.require_sender_constrained,
+    tokenLifetimeMs: api.token_lifetime ?? null,
   };
 }
 
@@ -247,6 +253,21 @@ function compileRoute(
     policies: authenticated ? [...globalPolicies, ...(api?.policies ?? []), ...policy.rules(route.policies, `routes[${route.id}]`)] : [],
     rateLimit: authenticated && route.rate_limit ? { ...rateLimitSpec(route.rate_limit), per: route.rate_limit.per } : null,
     requireSenderConstrained: authenticated && (route.require_sender_constrained ?? api?.requireSenderConstrained ?? false),
+  };
+}
+
+function compileTokenService(config: Config): CompiledTokenService | null {
+  const service = config.token_service;
+  if (!service) return null;
+  return {
+    issuer: service.issuer,
+    listener: service.listener,
+    algorithm: service.algorithm,
+    tokenLifetimeMs: service.token_lifetime,
+    maxTokenLifetimeMs: service.max_token_lifetime,
+    assertionMaxLifetimeMs: service.assertion_max_lifetime,
+    keyOverlapMs: service.key_overlap,
+    allowBearer: service.allow_bearer_tokens !== undefined,
   };
 }
 
@@ -297,6 +318,7 @@ function fileDigests(config: Config, files: ReferencedFiles): Map<string, string
     for (const path of [issuer.jwks_file, issuer.ca]) if (path !== undefined) written.push(path);
   }
   for (const partner of config.partners) {
+    for (const credential of partner.credentials) if (credential.type === 'client' && credential.jwks_file !== undefined) written.push(credential.jwks_file);
     for (const path of partner.mtls?.ca ?? []) written.push(path);
     if (partner.mtls?.revocation?.crl?.file !== undefined) written.push(partner.mtls.revocation.crl.file);
   }

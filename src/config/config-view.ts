@@ -72,6 +72,7 @@ export interface ConfigView {
   };
   readonly admin: Lenient<Config['admin']>;
   readonly rateLimits: Lenient<Config['rate_limits']>;
+  readonly tokenService: Lenient<NonNullable<Config['token_service']>> | null;
 }
 
 const issuer = config.shape.issuers.unwrap().element;
@@ -100,6 +101,7 @@ export function configView(data: unknown): ConfigView {
     state: stateView(root['state']),
     admin: isRecord(root['admin']) ? fields(config.shape.admin.unwrap(), root['admin']) : {},
     rateLimits: isRecord(root['rate_limits']) ? fields(config.shape.rate_limits.unwrap(), root['rate_limits']) : {},
+    tokenService: isRecord(root['token_service']) ? fields(config.shape.token_service.unwrap(), root['token_service']) : null,
   };
 }
 

@@ -142,6 +142,8 @@ export const INSECURE_ACKS = {
   upstreamSkipVerify: 'I understand the upstream certificate will not be verified',
   rateLimitHeaders: 'I understand the RateLimit headers follow an Internet-Draft that may change',
   serveLastKnownState: 'I understand revocations made while Redis is unreachable are not enforced until it returns',
+  clientSecret: 'I understand a client secret is a long-lived shared credential',
+  bearerTokens: 'I understand tokens issued without mTLS or DPoP can be replayed by whoever holds them',
 } as const;
 
 const listenerLimits = z
@@ -311,6 +313,7 @@ export const api = z
       .describe('Id of the introspection endpoint that knows this API\'s opaque tokens. Default: the only endpoint, when exactly one is configured; required when there are several.'),
     policies: z.array(policyRule).default([]).describe('CEL rules evaluated for every route of this API, after the global rules.'),
     require_sender_constrained: z.boolean().default(false).describe('Accept only sender-constrained tokens on this API\'s routes. Default false.'),
+    token_lifetime: duration.optional().describe('Lifetime of tokens the token service issues for this API (never above token_service.max_token_lifetime).'),
   })
   .strict()
   .describe('An API: a set of routes (its operations) that partners are granted access to.');
@@ -336,6 +339,23 @@ const partnerCredential = z.discriminatedUnion('type', [
     })
     .strict()
     .describe('Opaque tokens checked at an introspection endpoint, identified by their client id.'),
+  z
+    .object({
+      id: id.describe('Unique credential id (across all partners).'),
+      type: z.literal('client'),
+      client_id: z.string().min(1).max(256).describe('The OAuth client id this partner uses at the token service (`iss`/`sub` of its client assertions; `client_id` of the tokens issued to it).'),
+      auth: z
+        .enum(['private_key_jwt', 'tls_client_auth', 'self_signed_tls_client_auth', 'client_secret_basic'])
+        .describe('How the client authenticates at the token endpoint: `private_key_jwt` (RFC 7523, keys in `jwks_file` or `jwks_uri`), `tls_client_auth` (RFC 8705 §2.1: the partner\'s mTLS certificate), `self_signed_tls_client_auth` (RFC 8705 §2.2: a certificate whose key is in `jwks_file`), `client_secret_basic` (legacy; needs `insecure_shared_secret`).'),
+      jwks_file: z.string().min(1).optional().describe('JWKS file of the client\'s public keys (private_key_jwt, self_signed_tls_client_auth).'),
+      jwks_uri: z.url({ protocol: /^https?$/ }).optional().describe('URL of the client\'s JWKS (private_key_jwt). Plain http only to loopback addresses.'),
+      secret_sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits').optional().describe('SHA-256 (hex) of the client secret (client_secret_basic only).'),
+      insecure_shared_secret: ack(INSECURE_ACKS.clientSecret).optional(),
+      token_lifetime: duration.optional().describe('Lifetime of tokens issued to this client (never above token_service.max_token_lifetime).'),
+      rate_limit: rateLimit.optional().describe('Rate limit of this credential, on top of the partner\'s.'),
+    })
+    .strict()
+    .describe('A client of the gateway\'s own token service: it obtains short-lived tokens (RFC 6749 §4.4) and presents them on routes that accept `jwt`.'),
   z
     .object({
       id: id.describe('Unique credential id (across all partners).'),
@@ -651,6 +671,22 @@ export const config = z
         sinks: ['file'],
       })
       .describe('The tamper-evident audit trail: one hash-chained record per decision, a combined stream and one stream per partner, signed checkpoints. A request that cannot be recorded is not forwarded.'),
+    token_service: z
+      .object({
+        issuer: z.url({ protocol: /^https?$/ }).describe('The `iss` of the tokens it issues, and the base of its metadata (RFC 8414). https in production.'),
+        listener: id.describe('Name of the listener that serves the token service (`/oauth2/token`, `/oauth2/jwks`, `/oauth2/introspect`, `/oauth2/revoke`, `/.well-known/oauth-authorization-server`).'),
+        algorithm: z.enum(['ES256', 'EdDSA', 'PS256', 'RS256']).default('ES256').describe('Signing algorithm of issued tokens. Default ES256.'),
+        token_lifetime: duration.default(300000).describe('Default lifetime of issued tokens. Default 5m.'),
+        max_token_lifetime: duration.default(900000).describe('Ceiling of any lifetime (client, API or request). Default 15m.'),
+        assertion_max_lifetime: duration.default(300000).describe('Longest `exp - now` of an accepted client assertion (RFC 7523). Default 5m.'),
+        key_overlap: duration.default(86400000).describe('After `portcullis keys rotate`, how long the previous key stays in the JWKS (it no longer signs). Default 24h.'),
+        allow_bearer_tokens: ack(INSECURE_ACKS.bearerTokens)
+          .optional()
+          .describe('Issue tokens without a sender constraint when the client used neither mTLS nor DPoP. Default: refused (`invalid_request`).'),
+      })
+      .strict()
+      .optional()
+      .describe('The gateway\'s own token service: short-lived, audience-bound, sender-constrained tokens for partner clients (RFC 6749 §4.4, RFC 7523, RFC 8705, RFC 9449, RFC 8693, RFC 9068).'),
     dpop: z
       .object({
         algorithms: z

@@ -156,12 +156,31 @@ export interface CompiledApi {
   /** The introspection endpoint for this API's opaque tokens (explicit, or the only one configured). */
   readonly introspection: string | null;
   readonly requireSenderConstrained: boolean;
+  /** Lifetime of tokens the token service issues for this API, or null for the service's default. */
+  readonly tokenLifetimeMs: number | null;
 }
 
 export type KeySource =
   | { readonly kind: 'jwks_uri'; readonly url: string }
   | { readonly kind: 'discovery'; readonly url: string }
-  | { readonly kind: 'file'; readonly path: string; readonly jwks: unknown };
+  | { readonly kind: 'file'; readonly path: string; readonly jwks: unknown }
+  /** The gateway's own token service: keys from the state store, no network (src/tokens/keys.ts). */
+  | { readonly kind: 'token_service' };
+
+/** Id of the issuer the token service is compiled into (reserved: no configured issuer may use it). */
+export const TOKEN_SERVICE_ISSUER_ID = 'token-service';
+
+export interface CompiledTokenService {
+  readonly issuer: string;
+  readonly listener: string;
+  readonly algorithm: 'ES256' | 'EdDSA' | 'PS256' | 'RS256';
+  readonly tokenLifetimeMs: number;
+  readonly maxTokenLifetimeMs: number;
+  readonly assertionMaxLifetimeMs: number;
+  readonly keyOverlapMs: number;
+  /** Tokens without a sender constraint may be issued (acknowledged). */
+  readonly allowBearer: boolean;
+}
 
 export interface CompiledIssuer {
   readonly id: string;
@@ -223,7 +242,23 @@ export type CompiledCredential =
   | { readonly id: string; readonly type: 'jwt'; readonly partnerId: string; readonly issuerId: string; readonly clientId: string; readonly rateLimit: RateLimitSpec | null }
   | { readonly id: string; readonly type: 'introspection'; readonly partnerId: string; readonly endpointId: string; readonly clientId: string; readonly rateLimit: RateLimitSpec | null }
   | { readonly id: string; readonly type: 'api_key'; readonly partnerId: string; readonly keyId: string; readonly sha256: Buffer; readonly expiresAt: number; readonly rateLimit: RateLimitSpec | null }
-  | { readonly id: string; readonly type: 'mtls'; readonly partnerId: string; readonly rateLimit: RateLimitSpec | null };
+  | { readonly id: string; readonly type: 'mtls'; readonly partnerId: string; readonly rateLimit: RateLimitSpec | null }
+  | ClientCredential;
+
+/** A client of the token service (and, on the data plane, the credential its tokens bind to). */
+export interface ClientCredential {
+  readonly id: string;
+  readonly type: 'client';
+  readonly partnerId: string;
+  readonly clientId: string;
+  readonly auth: 'private_key_jwt' | 'tls_client_auth' | 'self_signed_tls_client_auth' | 'client_secret_basic';
+  /** Parsed JWKS from `jwks_file`, or null. */
+  readonly jwks: unknown;
+  readonly jwksUri: string | null;
+  readonly secretSha256: Buffer | null;
+  readonly tokenLifetimeMs: number | null;
+  readonly rateLimit: RateLimitSpec | null;
+}
 
 /** How a presented credential finds its partner: every lookup is one map access. */
 export interface CredentialIndex {
@@ -235,6 +270,8 @@ export interface CredentialIndex {
   readonly apiKeys: ReadonlyMap<string, CompiledCredential & { readonly type: 'api_key' }>;
   /** Partner id → its `mtls` credential (the client certificate alone). */
   readonly mtls: ReadonlyMap<string, CompiledCredential & { readonly type: 'mtls' }>;
+  /** Token service client id → its `client` credential. */
+  readonly clients: ReadonlyMap<string, ClientCredential>;
 }
 
 /** OpenTelemetry tracing and Trace Context handling (`tracing` in the config). */
@@ -289,6 +326,7 @@ export interface Snapshot {
   /** Admin API tokens: SHA-256 (hex) → holder id. */
   readonly adminTokens: ReadonlyMap<string, string>;
   readonly rateLimits: { readonly mode: 'local' | 'shared'; readonly headers: boolean };
+  readonly tokenService: CompiledTokenService | null;
   /** Partners with mTLS trust, for identifying a client certificate. */
   readonly partnerTrusts: readonly PartnerTrust[];
   readonly dpop: { readonly algorithms: ReadonlySet<string>; readonly proofLifetimeMs: number; readonly nonce: boolean; readonly nonceLifetimeMs: number };

@@ -55,7 +55,8 @@ export function routeAccessChecks(view: ConfigView): PendingIssue[] {
     if (credentials === undefined) return;
     const credentialAt = (type: CredentialType): ConfigPath => (written.has('credentials') ? at('credentials', credentials.indexOf(type)) : at());
     const defaulted = written.has('credentials') ? '' : ' (the default of "credentials")';
-    if (credentials.includes('jwt') && view.issuers.isList && view.issuers.entries.length === 0) {
+    // The token service is an issuer too (its tokens are JWTs the gateway validates).
+    if (credentials.includes('jwt') && view.issuers.isList && view.issuers.entries.length === 0 && view.tokenService === null) {
       issues.push({ code: 'CONFIG_CONFLICT', path: credentialAt('jwt'), message: `the route accepts jwt tokens${defaulted}, but no issuers are configured: every token would be refused` });
     }
     if (credentials.includes('introspection') && view.introspection.isList && view.introspection.entries.length === 0) {

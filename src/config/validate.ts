@@ -22,6 +22,7 @@ import { grantChecks, policyChecks, routeAccessChecks } from './validate-access.
 import { credentialChecks, identityFileChecks, introspectionChecks, issuerChecks } from './validate-identity.ts';
 import { adminChecks, limitChecks, stateChecks } from './validate-limits.ts';
 import { mtlsChecks, mtlsFileChecks } from './validate-mtls.ts';
+import { tokenFileChecks, tokenServiceChecks } from './validate-tokens.ts';
 
 export type { ValidationContext } from './checks.ts';
 
@@ -44,8 +45,9 @@ export async function validateConfig(data: unknown, context: ValidationContext):
     ...adminChecks(view),
     ...limitChecks(view),
     ...mtlsChecks(view),
+    ...tokenServiceChecks(view),
   ];
-  const fileIssues = await Promise.all([...fileChecks(view, context), ...identityFileChecks(view, context), ...mtlsFileChecks(view, context)]);
+  const fileIssues = await Promise.all([...fileChecks(view, context), ...identityFileChecks(view, context), ...mtlsFileChecks(view, context), ...tokenFileChecks(view, context)]);
   issues.push(...fileIssues.flat());
   return issues;
 }

@@ -17,6 +17,7 @@ import type { AbuseGuard } from '../abuse/guard.ts';
 import type { RevocationChecker } from '../pki/revocation/checker.ts';
 import type { CertificateFacts } from '../pki/types.ts';
 import type { NonceSource } from '../authn/dpop.ts';
+import type { TokenServiceDeps } from '../tokens/types.ts';
 
 export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
 export type DownstreamResponse = ServerResponse | Http2ServerResponse;
@@ -53,6 +54,8 @@ export interface RequestServices {
   readonly replay: (key: string, ttlMs: number) => Promise<boolean>;
   /** Server nonces for DPoP proofs (RFC 9449 §8), when `dpop.nonce` is on. */
   readonly dpopNonces: NonceSource;
+  /** The token service's endpoints, when `token_service` is configured and its keys are open. */
+  readonly tokenService: TokenServiceDeps | null;
 }
 
 export interface RequestContext {
@@ -107,8 +110,10 @@ export interface RequestContext {
   /** The token's scopes that the allowing grant includes: all the upstream is told about. */
   grantedScopes: ReadonlySet<string> | null;
   purpose: string | null;
-  /** The gateway answered the request itself (protected-resource metadata). */
+  /** The gateway answered the request itself (protected-resource metadata, the token service). */
   servedByGateway: boolean;
+  /** Which of its own answers: the reason on the record. */
+  servedReason: 'gateway.resource_metadata' | 'gateway.token_service';
 
   // rate limit (stage 5)
   /** Marks on the decision record (`portcullis.flags`), e.g. `source_network_violation`. */

@@ -109,8 +109,10 @@ export function explainRequest(snapshot: Snapshot, input: ExplainInput): Explana
     steps.push({ stage: 'credential', check: 'auth', outcome: 'skip', detail: 'route is public (auth: none): no credential needed' });
     return { ...base, steps, allowed: true, routeId: route.id, decidedBy: `route/${route.id}`, rules: [] };
   }
-  if (!route.credentials.includes(credentialEntry.type)) {
-    steps.push({ stage: 'credential', check: 'credential type', outcome: 'fail', detail: `route ${route.id} accepts ${route.credentials.join(', ')}, not ${credentialEntry.type}` });
+  // A token service client presents the service's JWTs on the data plane.
+  const presentedType = credentialEntry.type === 'client' ? 'jwt' : credentialEntry.type;
+  if (!route.credentials.includes(presentedType)) {
+    steps.push({ stage: 'credential', check: 'credential type', outcome: 'fail', detail: `route ${route.id} accepts ${route.credentials.join(', ')}, not ${presentedType}` });
     return deny(credentialEntry.type === 'api_key' ? 'api_key.invalid' : 'token.issuer_unknown', 'credential type not accepted');
   }
   if (credentialEntry.type === 'api_key' && credentialEntry.expiresAt <= input.now.getTime()) {
@@ -120,7 +122,7 @@ export function explainRequest(snapshot: Snapshot, input: ExplainInput): Explana
   const principal: Principal = {
     partner,
     credential: credentialEntry,
-    credentialType: credentialEntry.type,
+    credentialType: presentedType,
     longLived: credentialEntry.type === 'api_key',
     claims: Object.freeze({ ...Object.create(null), ...input.claims }),
     scopes: new Set(input.scopes),

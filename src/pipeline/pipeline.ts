@@ -17,6 +17,7 @@ import type { CompiledListener, Snapshot } from '../config/snapshot.ts';
 import type { UpstreamPool } from '../upstream/pools.ts';
 import type { CredentialCheckers } from '../authn/runtime.ts';
 import { serveResourceMetadata } from './resource-metadata.ts';
+import { isTokenServiceRequest, serveTokenService } from './token-service.ts';
 import type { Reason } from '../errors.ts';
 import type { DecisionLog } from '../audit/decision-log.ts';
 import type { AuditTrail } from '../audit/trail.ts';
@@ -127,6 +128,7 @@ export function handleRequest(
     grantedScopes: null,
     purpose: null,
     servedByGateway: false,
+    servedReason: 'gateway.resource_metadata',
     flags: [],
     releaseConcurrency: null,
     responseHeaders: null,
@@ -167,6 +169,16 @@ async function run(ctx: RequestContext): Promise<void> {
     if (stage === ingress && serveResourceMetadata(ctx)) {
       ctx.servedByGateway = true;
       return;
+    }
+    if (stage === ingress && isTokenServiceRequest(ctx)) {
+      // Not an upstream route: the client's certificate is judged (revocation included), then
+      // the token service answers.
+      let refusal = transportIdentity(ctx);
+      if (refusal instanceof Promise) refusal = await refusal;
+      if (refusal) return refuse(ctx, refusal);
+      ctx.servedByGateway = true;
+      ctx.servedReason = 'gateway.token_service';
+      return serveTokenService(ctx);
     }
   }
   const refusal = await proxy(ctx);
@@ -243,7 +255,7 @@ export function outcomeOf(ctx: RequestContext, ending = false): Outcome {
   if (failure) {
     return { reason: failure.reason, decision: decisionFor(failure.reason, ctx.upstreamCalled), status: sent, ...(failure.detail ? { detail: failure.detail } : {}) };
   }
-  if (ctx.servedByGateway) return { reason: 'gateway.resource_metadata', decision: 'allow', status: sent };
+  if (ctx.servedByGateway) return { reason: ctx.servedReason, decision: 'allow', status: sent };
   if (!res.writableFinished && !ending) {
     return { reason: 'http.client_closed', decision: ctx.upstreamCalled ? 'allow' : 'deny', status: sent };
   }

@@ -48,6 +48,9 @@ import { randomBytes } from 'node:crypto';
 import { createAdminHandler } from '../admin/api.ts';
 import { eventRecord } from '../audit/event-record.ts';
 import type { RequestServices } from '../pipeline/context.ts';
+import type { TokenServiceDeps } from '../tokens/types.ts';
+import { openTokenKeys } from '../tokens/keys.ts';
+import type { TokenKeys } from '../tokens/types.ts';
 
 export interface GatewayOptions {
   readonly configPath: string;
@@ -68,6 +71,8 @@ export interface Gateway {
   readonly snapshot: Snapshot;
   /** The state store (revocations, counters) this gateway shares with its peers. */
   readonly state: StateStore;
+  /** The token service's signing keys; null when `token_service` is not configured. */
+  readonly tokenKeys: TokenKeys | null;
   addresses(): { listeners: Array<{ name: string; zone: Zone; url: string }>; ops: string };
   /** `actor` is recorded on the audit record of the reload (`signal`, `file-watch`, …). */
   reload(actor?: string): Promise<ReloadResult>;
@@ -88,6 +93,11 @@ interface Generation extends PipelineGeneration {
 }
 
 const WATCH_DEBOUNCE_MS = 250;
+/**
+ * How often the token service's keys are re-read from the state store, so a rotation made by
+ * another instance or by `portcullis keys rotate` is published here well within its publish delay.
+ */
+const TOKEN_KEYS_REFRESH_MS = 15_000;
 
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const configPath = resolve(options.configPath);
@@ -99,7 +109,38 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // the issuers' keys are fetched, so the first fetch is counted too.
   const metrics = createMetrics({ snapshot: () => generation.snapshot, auditStats: () => auditTrail.stats() });
   metrics.configLoaded(true, true);
-  const authn = new AuthnRuntime(loaded.snapshot.dataDir);
+  // The token service's keys open with the state store, after the first snapshot is prepared:
+  // its key set reads them through this closure and is reloaded once they are open.
+  let tokenKeys: TokenKeys | null = null;
+  let tokenKeysAlgorithm: string | null = null;
+  let tokenKeysTimer: NodeJS.Timeout | null = null;
+  const authn = new AuthnRuntime(loaded.snapshot.dataDir, { tokenServiceJwks: () => tokenKeys?.jwks() ?? null });
+  /** Opens the keys when the snapshot has a token service (again when its algorithm changed). */
+  const ensureTokenKeys = async (snapshot: Snapshot): Promise<void> => {
+    const service = snapshot.tokenService;
+    if (!service || (tokenKeys && tokenKeysAlgorithm === service.algorithm)) return;
+    const opened = await openTokenKeys({ store: state, algorithm: service.algorithm });
+    tokenKeys?.close();
+    tokenKeys = opened;
+    tokenKeysAlgorithm = service.algorithm;
+    await authn.keySets.reloadTokenService();
+    tokenKeysTimer ??= setInterval(() => {
+      void (async () => {
+        try {
+          await tokenKeys?.refresh();
+          await authn.keySets.reloadTokenService();
+        } catch (error) {
+          log('error', 'token_service.keys_refresh_failed', { error: (error as Error).message });
+        }
+      })();
+    }, TOKEN_KEYS_REFRESH_MS);
+    tokenKeysTimer.unref();
+  };
+  const closeTokenKeys = (): void => {
+    if (tokenKeysTimer) clearInterval(tokenKeysTimer);
+    tokenKeysTimer = null;
+    tokenKeys?.close();
+  };
   let generation: Generation = {
     snapshot: loaded.snapshot,
     pools: reconcilePools(loaded.snapshot.upstreams, new Map()).pools,
@@ -147,7 +188,25 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     replay: (key, ttlMs) => state.setIfAbsent(key, ttlMs),
     // Every instance must accept the nonces any of them issued: the key lives in the shared state.
     dpopNonces: createNonceSource({ lifetimeMs: loaded.snapshot.dpop.nonceLifetimeMs, secret: await sharedSecret(state, 'dpop-nonce-key') }),
+    // The token service answers once its keys are open (a reload may add it).
+    get tokenService(): TokenServiceDeps | null {
+      const keys = tokenKeys;
+      if (keys === null || generation.snapshot.tokenService === null) return null;
+      return { snapshot: () => generation.snapshot, store: state, keys, audit: recordEvent, auditHealthy: () => auditTrail.healthy(), dpopNonces: services.dpopNonces };
+    },
   };
+  try {
+    await ensureTokenKeys(loaded.snapshot);
+  } catch (error) {
+    closeTokenKeys();
+    generation.checkers.close();
+    authn.close();
+    await auditTrail.close();
+    await state.close();
+    decisionLog.close();
+    metrics.close();
+    throw error;
+  }
   /** Appends a non-request record (reload, admin change); the caller decides what a refusal means. */
   const recordEvent = (record: object, partnerId: string | null): boolean => {
     const accepted = auditTrail.append(record, partnerId);
@@ -250,6 +309,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     for (const bound of listeners.values()) await bound.stopAccepting();
     for (const entry of generation.pools.values()) await entry.pool.destroy();
     await tracing?.shutdown();
+    closeTokenKeys();
     generation.checkers.close();
     authn.close();
     await auditTrail.close();
@@ -324,6 +384,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
     let checkers;
     try {
+      await ensureTokenKeys(snapshot);
       checkers = await authn.prepare(snapshot);
     } catch (error) {
       for (const bound of fresh.values()) await bound.stopAccepting();
@@ -469,6 +530,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     await tracing?.shutdown();
     generation.checkers.close();
     authn.close();
+    closeTokenKeys();
     await auditTrail.close();
     await state.close();
     services.certificateRevocation.close();
@@ -482,6 +544,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return generation.snapshot;
     },
     state,
+    get tokenKeys() {
+      return tokenKeys;
+    },
     addresses() {
       return {
         listeners: [...listeners.values()].map((bound) => ({ name: bound.name, zone: bound.spec.zone, url: bound.url })),

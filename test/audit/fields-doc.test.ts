@@ -151,6 +151,17 @@ test('every field an event record can carry is documented, and the doc lists no 
     issues: ['config.yaml:1:1 CONFIG_UNKNOWN_KEY x: unknown key'],
     propagation: { instances: 3, acknowledged: 3, elapsedMs: 2 },
     sourceIp: '127.0.0.1',
+    token: {
+      clientId: 'acme-orders',
+      credentialId: 'acme-client',
+      clientAuthMethod: 'private_key_jwt',
+      apiId: 'orders',
+      scopes: ['orders:read'],
+      lifetimeMs: 300_000,
+      cnfType: 'jkt',
+      cnfThumbprint: 'q'.repeat(43),
+      jti: 'jti-1',
+    },
   });
   const doc = await readFile(new URL('../../docs/audit.md', import.meta.url), 'utf8');
   const section = doc.split(/^## /m).find((part) => part.startsWith('Event record fields'));

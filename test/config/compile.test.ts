@@ -222,7 +222,7 @@ policies:
       { id: orders.id, name: orders.name, audience: orders.audience, sensitivity: orders.sensitivity, rules: orders.policies.map((rule) => rule.scope) },
       { id: 'orders', name: 'Orders API', audience: 'https://api.test/orders', sensitivity: 'confidential', rules: ['apis[orders]'] },
     );
-    assert.deepEqual(snapshot.apis.get('catalog'), { id: 'catalog', name: null, audience: null, sensitivity: 'internal', policies: [], introspection: null, requireSenderConstrained: false });
+    assert.deepEqual(snapshot.apis.get('catalog'), { id: 'catalog', name: null, audience: null, sensitivity: 'internal', policies: [], introspection: null, requireSenderConstrained: false, tokenLifetimeMs: null });
     const [list, pay, browse, health] = snapshot.routes;
     assert.equal(list!.api, orders);
     assert.equal(pay!.api, orders);

@@ -47,7 +47,15 @@ export async function startHarness(config: string, options: { upstream?: Recordi
   await writeFile(configPath, render(config));
   const logLines: Harness['logLines'] = [];
   setLogListener((entry) => logLines.push(entry), { quiet: true });
-  const gateway = await startGateway({ configPath, watch: options.watch ?? false });
+  let gateway: Awaited<ReturnType<typeof startGateway>>;
+  try {
+    gateway = await startGateway({ configPath, watch: options.watch ?? false });
+  } catch (error) {
+    // A gateway that cannot start must not leave the upstream keeping the test process alive.
+    if (!options.upstream) await upstream.close();
+    setLogListener(null, { quiet: false });
+    throw error;
+  }
   const decisionLog = gateway.snapshot.decisionLog;
 
   const records = async (): Promise<Array<Record<string, any>>> => {

@@ -70,7 +70,7 @@ const upstream: CompiledUpstream = {
 };
 
 export function api(overrides: Partial<CompiledApi> = {}): CompiledApi {
-  return { id: 'orders', name: null, audience: 'https://api.example.test/orders', sensitivity: 'internal', policies: [], introspection: null, requireSenderConstrained: false, ...overrides };
+  return { id: 'orders', name: null, audience: 'https://api.example.test/orders', sensitivity: 'internal', policies: [], introspection: null, requireSenderConstrained: false, tokenLifetimeMs: null, ...overrides };
 }
 
 export function route(overrides: Partial<CompiledRoute> = {}): CompiledRoute {

@@ -150,6 +150,7 @@ export interface FetchedKeySet {
 export async function fetchIssuerKeySet(issuer: CompiledIssuer, dispatcher: Dispatcher): Promise<FetchedKeySet> {
   const { source } = issuer;
   if (source.kind === 'file') throw new KeyFetchError(`issuer ${issuer.id} has a key file, nothing to fetch`);
+  if (source.kind === 'token_service') throw new KeyFetchError(`issuer ${issuer.id} is the token service: its keys are local, nothing to fetch`);
   const timeoutMs = issuer.fetchTimeoutMs;
   let jwksUrl: URL;
   if (source.kind === 'jwks_uri') {

@@ -45,7 +45,7 @@ export interface KeySet {
 }
 
 /** Where the keys being served came from. */
-export type KeySetOrigin = 'none' | 'file' | 'disk_cache' | 'issuer';
+export type KeySetOrigin = 'none' | 'file' | 'disk_cache' | 'issuer' | 'token_service';
 
 export interface KeySetStatus {
   /** Number of keys (JWKs) served. */
@@ -59,6 +59,8 @@ export interface KeySetStatus {
 }
 
 export interface ManagedKeySet extends KeySet {
+  /** Re-reads a local key source (the token service's keys) at once; a no-op for other sources. */
+  reloadLocal(): Promise<void>;
   /** Loads the keys: the file, or the disk cache and a first fetch. Never rejects; `ready()` tells. */
   start(): Promise<void>;
   /** Stops refreshing; a fetch in flight is abandoned and its result dropped. */
@@ -71,7 +73,19 @@ export interface KeySetOptions {
   readonly dataDir: string;
   /** Clock (ms since the epoch) for the cooldown and the age of keys. Default `Date.now`. */
   readonly now?: () => number;
+  /**
+   * The token service's current JWKS (src/tokens/keys.ts), for an issuer whose source is
+   * `token_service`: in memory, so the gateway trusts its own tokens with no network round trip.
+   * Null while the keys are not open yet.
+   */
+  readonly tokenServiceJwks?: () => unknown;
 }
+
+/**
+ * A local set is re-read at least this often: keys the token service removed after their overlap
+ * stop verifying within this delay even if nobody calls `reloadLocal()`.
+ */
+export const LOCAL_RELOAD_INTERVAL_MS = 5_000;
 
 /**
  * Whatever the configuration says, two fetches caused by the schedule or by unknown kids are at
@@ -104,6 +118,7 @@ class IssuerKeySet implements ManagedKeySet {
   readonly #cachePath: string | null;
   readonly #refreshIntervalMs: number;
   readonly #unknownKidCooldownMs: number;
+  readonly #localJwks: (() => unknown) | null;
   #agent: Agent | null = null;
 
   #index: KeyIndex | null = null;
@@ -123,7 +138,8 @@ class IssuerKeySet implements ManagedKeySet {
     this.issuerId = issuer.id;
     this.#issuer = issuer;
     this.#now = options.now ?? Date.now;
-    this.#sourceUrl = issuer.source.kind === 'file' ? null : issuer.source.url;
+    this.#sourceUrl = issuer.source.kind === 'file' || issuer.source.kind === 'token_service' ? null : issuer.source.url;
+    this.#localJwks = issuer.source.kind === 'token_service' ? (options.tokenServiceJwks ?? (() => null)) : null;
     this.#cachePath = this.#sourceUrl === null ? null : cacheFilePath(options.dataDir, issuer);
     this.#refreshIntervalMs = Math.min(Math.max(issuer.refreshIntervalMs, MIN_FETCH_SPACING_MS), MAX_REFRESH_INTERVAL_MS);
     this.#unknownKidCooldownMs = Math.max(issuer.unknownKidCooldownMs, MIN_FETCH_SPACING_MS);
@@ -144,7 +160,15 @@ class IssuerKeySet implements ManagedKeySet {
   }
 
   refreshForUnknownKid(): Promise<void> {
-    if (this.#sourceUrl === null || this.#closed) return Promise.resolve();
+    if (this.#closed) return Promise.resolve();
+    if (this.#localJwks !== null) {
+      // A new kid right after a rotation elsewhere: the keys may have been refreshed since.
+      const now = this.#now();
+      if (now - this.#lastUnknownKidFetchAt < MIN_FETCH_SPACING_MS) return Promise.resolve();
+      this.#lastUnknownKidFetchAt = now;
+      return this.reloadLocal();
+    }
+    if (this.#sourceUrl === null) return Promise.resolve();
     if (this.#inFlight) return this.#inFlight;
     const now = this.#now();
     // SECURITY.md JWT-02 (RFC 8725 §3.10): the kid comes from an unauthenticated token, so it
@@ -161,8 +185,32 @@ class IssuerKeySet implements ManagedKeySet {
       await this.#install(validateJwks(source.jwks, this.#issuer.algorithms), 'file', null, source.path);
       return;
     }
+    if (source.kind === 'token_service') {
+      await this.reloadLocal();
+      return;
+    }
     await this.#loadDiskCache();
     await this.#refresh();
+  }
+
+  async reloadLocal(): Promise<void> {
+    if (this.#localJwks === null || this.#closed) return;
+    let jwks: unknown;
+    try {
+      jwks = this.#localJwks();
+    } catch (error) {
+      this.#fail(`token service keys unavailable: ${(error as Error).message}`, {});
+      return;
+    }
+    // Not open yet (the state store opens after the first snapshot is prepared): no keys, no error.
+    if (jwks !== null && jwks !== undefined) {
+      // Validated like any issuer's set: the token service's own keys get no special trust.
+      await this.#install(validateJwks(jwks, this.#issuer.algorithms), 'token_service', null, 'token service keys');
+    }
+    if (this.#closed) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => void this.reloadLocal(), Math.min(this.#refreshIntervalMs, LOCAL_RELOAD_INTERVAL_MS));
+    this.#timer.unref();
   }
 
   close(): void {
@@ -297,7 +345,7 @@ class IssuerKeySet implements ManagedKeySet {
     this.#lastError = message;
     const serving = this.ready();
     // Without keys every token of this issuer gets 503: that is an error, not a warning.
-    log(serving ? 'warn' : 'error', this.#sourceUrl === null ? 'jwks.file_refused' : 'jwks.refresh_failed', {
+    log(serving ? 'warn' : 'error', this.#localJwks !== null ? 'jwks.token_service_refused' : this.#sourceUrl === null ? 'jwks.file_refused' : 'jwks.refresh_failed', {
       issuer: this.issuerId,
       error: message,
       ...fields,

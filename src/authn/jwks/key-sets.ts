@@ -24,7 +24,7 @@ export function sameKeySource(previous: CompiledIssuer, next: CompiledIssuer): b
   if (previous.source.kind !== next.source.kind) return false;
   if (previous.source.kind === 'file' && next.source.kind === 'file') {
     if (previous.source.path !== next.source.path || JSON.stringify(previous.source.jwks) !== JSON.stringify(next.source.jwks)) return false;
-  } else if (previous.source.kind !== 'file' && next.source.kind !== 'file' && previous.source.url !== next.source.url) {
+  } else if ((previous.source.kind === 'jwks_uri' || previous.source.kind === 'discovery') && (next.source.kind === 'jwks_uri' || next.source.kind === 'discovery') && previous.source.url !== next.source.url) {
     return false;
   }
   if (previous.algorithms.size !== next.algorithms.size || [...next.algorithms].some((alg) => !previous.algorithms.has(alg))) return false;
@@ -39,14 +39,22 @@ export function sameKeySource(previous: CompiledIssuer, next: CompiledIssuer): b
 export class KeySets {
   readonly #dataDir: string;
   readonly #now: (() => number) | undefined;
+  readonly #tokenServiceJwks: (() => unknown) | undefined;
   readonly #entries = new Map<string, Entry>();
   /** Syncs run one after another: a reload during a reload waits for it. */
   #queue: Promise<void> = Promise.resolve();
   #closed = false;
 
-  constructor(options: { dataDir: string; now?: () => number }) {
+  /** `tokenServiceJwks`: the token service's JWKS in memory (src/tokens/keys.ts), null until its keys are open. */
+  constructor(options: { dataDir: string; now?: () => number; tokenServiceJwks?: () => unknown }) {
     this.#dataDir = options.dataDir;
     this.#now = options.now;
+    this.#tokenServiceJwks = options.tokenServiceJwks;
+  }
+
+  /** Re-reads the token service's keys now: after they were opened, rotated or refreshed from the state store. */
+  async reloadTokenService(): Promise<void> {
+    await Promise.all([...this.#entries.values()].filter((entry) => entry.issuer.source.kind === 'token_service').map((entry) => entry.keySet.reloadLocal()));
   }
 
   /** Brings the sets in line with `issuers`. Resolves once every new set has had its first load. */
@@ -62,7 +70,11 @@ export class KeySets {
     for (const [id, issuer] of issuers) {
       const current = this.#entries.get(id);
       if (current && sameKeySource(current.issuer, issuer)) continue;
-      const keySet = createKeySet(issuer, { dataDir: this.#dataDir, ...(this.#now ? { now: this.#now } : {}) });
+      const keySet = createKeySet(issuer, {
+        dataDir: this.#dataDir,
+        ...(this.#now ? { now: this.#now } : {}),
+        ...(this.#tokenServiceJwks ? { tokenServiceJwks: this.#tokenServiceJwks } : {}),
+      });
       started.push([id, { issuer, keySet }]);
     }
     // start() never rejects; allSettled keeps one odd failure from stranding the others unswapped.
