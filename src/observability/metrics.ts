@@ -153,6 +153,12 @@ export const METRICS = {
     labels: [],
     buckets: AUDIT_WRITE_BUCKETS,
   },
+  tokensIssued: {
+    name: 'portcullis_tokens_issued_total',
+    type: 'counter',
+    help: 'Token requests answered by the token service, by API (configured ids, or none), client authentication method and result (issued, refused).',
+    labels: ['api', 'auth_method', 'result'],
+  },
   auditSinkFailures: {
     name: 'portcullis_audit_sink_failures_total',
     type: 'counter',
@@ -211,6 +217,8 @@ export interface GatewayMetrics {
   observeRequest(request: ObservedRequest, outcome: Outcome, endedAt: bigint): void;
   /** After the initial load (`initial: true`, not counted as a reload) and after every reload. */
   configLoaded(ok: boolean, initial?: boolean): void;
+  /** One answer of the token endpoint (from its audit record). */
+  tokenRequest(result: 'issued' | 'refused', api: string | null, clientAuthMethod: string | null): void;
   /** Unsubscribes from the diagnostics channels. The registry stays readable. */
   close(): void;
 }
@@ -337,6 +345,7 @@ export function createMetrics(options: GatewayMetricsOptions): GatewayMetrics {
     auditWriteDuration.observe((message as AuditWriteMessage).durationSeconds);
   };
   const auditSinkFailures = new Counter({ ...labelled(def.auditSinkFailures), registers: [registry] });
+  const tokensIssued = new Counter({ ...labelled(def.tokensIssued), registers: [registry] });
   const onAuditSinkFailure = (message: unknown): void => {
     const { sink, records } = message as AuditSinkFailureMessage;
     auditSinkFailures.inc({ sink }, records);
@@ -417,6 +426,12 @@ export function createMetrics(options: GatewayMetricsOptions): GatewayMetrics {
       }
       if (stageOfReason(outcome.reason) === 'proxy') upstreamErrors.inc({ upstream, reason: outcome.reason });
     },
+    tokenRequest(result, api, clientAuthMethod) {
+      // Bounded labels: API ids come from the configuration, methods from a fixed list.
+      const knownApi = api !== null && options.snapshot().apis.has(api) ? api : 'none';
+      const method = clientAuthMethod !== null && CLIENT_AUTH_METHODS.has(clientAuthMethod) ? clientAuthMethod : 'none';
+      tokensIssued.inc({ api: knownApi, auth_method: method, result });
+    },
     configLoaded(ok, initial = false) {
       if (!initial) configReloads.inc({ result: ok ? 'success' : 'failure' });
       configLastReloadSuccessful.set(ok ? 1 : 0);
@@ -462,6 +477,8 @@ function commonName(subject: string): string {
   for (const line of subject.split('\n')) if (line.startsWith('CN=')) return line.slice(3);
   return '';
 }
+
+const CLIENT_AUTH_METHODS: ReadonlySet<string> = new Set(['private_key_jwt', 'tls_client_auth', 'self_signed_tls_client_auth', 'client_secret_basic']);
 
 let cachedVersion: string | undefined;
 

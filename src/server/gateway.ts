@@ -210,6 +210,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   /** Appends a non-request record (reload, admin change); the caller decides what a refusal means. */
   const recordEvent = (record: object, partnerId: string | null): boolean => {
     const accepted = auditTrail.append(record, partnerId);
+    countTokenRequest(metrics, record);
     if (!accepted) log('error', 'audit.record_not_chained', { action: (record as { event?: { action?: string } }).event?.action ?? 'unknown' });
     return accepted;
   };
@@ -559,6 +560,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return shuttingDown;
     },
   };
+}
+
+/** The token endpoint's answers, counted from their audit records (one place that sees them all). */
+function countTokenRequest(metrics: { tokenRequest(result: 'issued' | 'refused', api: string | null, method: string | null): void }, record: object): void {
+  const body = record as { event?: { action?: string }; portcullis?: { token?: { api?: string | null; client_auth_method?: string | null } } };
+  const action = body.event?.action;
+  if (action !== 'token.issued' && action !== 'token.refused' && action !== 'token.exchanged') return;
+  const token = body.portcullis?.token;
+  metrics.tokenRequest(action === 'token.refused' ? 'refused' : 'issued', token?.api ?? null, token?.client_auth_method ?? null);
 }
 
 /**

@@ -129,6 +129,10 @@ test('a scope the grant does not include is invalid_scope, not a silent cut', as
   const refused = await token(ORDERS, 'orders:read orders:write');
   assert.equal(refused.status, 400);
   assert.equal(refused.body.error, 'invalid_scope');
+  // Counted from the audit records: issued and refused, by API and client authentication method.
+  const metrics = await (await request(`${h.gateway.addresses().ops}/metrics`)).body.text();
+  assert.match(metrics, /portcullis_tokens_issued_total\{api="orders",auth_method="private_key_jwt",result="issued"\} [1-9]/);
+  assert.match(metrics, /portcullis_tokens_issued_total\{api="orders",auth_method="private_key_jwt",result="refused"\} [1-9]/);
 });
 
 test('a token revoked by its client (RFC 7009) is refused on its next use', async () => {
