@@ -15,6 +15,7 @@ export type EventAction =
   | 'config.reload_refused'
   | 'admin.refused'
   | 'token.issued'
+  | 'token.exchanged'
   | 'token.refused';
 
 /** `token.*`: what the token service issued or refused (never the token or the client's assertion). */
@@ -29,6 +30,17 @@ export interface TokenEventFields {
   readonly cnfType: 'x5t#S256' | 'jkt' | null;
   readonly cnfThumbprint: string | null;
   readonly jti: string | null;
+}
+
+/** `token.exchanged`, and `token.refused` of an exchange (RFC 8693; SECURITY.md TX-06). */
+export interface ExchangeEventFields {
+  /** `jti` of the subject token, null when it did not verify. */
+  readonly subjectJti: string | null;
+  /** `sub` of the subject token (and of the exchanged token). */
+  readonly subject: string | null;
+  /** Client ids of the actors (`act` chain), the current one first. */
+  readonly actors: readonly string[];
+  readonly purpose: string | null;
 }
 
 export interface EventInput {
@@ -53,6 +65,8 @@ export interface EventInput {
   readonly sourceIp?: string | null;
   /** `token.*`: the issuance (or what was known of it when it was refused). */
   readonly token?: TokenEventFields | null;
+  /** `token.exchanged` (or an exchange refused): subject and actors. */
+  readonly exchange?: ExchangeEventFields | null;
 }
 
 const MAX_TEXT = 512;
@@ -69,7 +83,7 @@ export function eventRecord(input: EventInput, now: Date = new Date()): object {
       ? 'denied'
       : input.action.endsWith('.removed') || input.action === 'partner.resumed'
         ? 'deletion'
-        : input.action.startsWith('revocation.') || input.action === 'token.issued'
+        : input.action.startsWith('revocation.') || input.action === 'token.issued' || input.action === 'token.exchanged'
           ? 'creation'
           : 'change';
   return {
@@ -114,6 +128,16 @@ export function eventRecord(input: EventInput, now: Date = new Date()): object {
               cnf_type: input.token.cnfType,
               cnf_thumbprint: input.token.cnfThumbprint,
               jti: input.token.jti,
+            },
+          }
+        : {}),
+      ...(input.exchange
+        ? {
+            exchange: {
+              subject_jti: input.exchange.subjectJti,
+              subject: input.exchange.subject === null ? null : bounded(input.exchange.subject),
+              actors: input.exchange.actors.slice(0, MAX_ISSUES).map(bounded),
+              purpose: input.exchange.purpose,
             },
           }
         : {}),

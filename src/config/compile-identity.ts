@@ -261,6 +261,7 @@ export function credentialIndex(partners: readonly PartnerConfig[], files: Refer
             jwksUri: credential.jwks_uri ?? null,
             secretSha256: credential.secret_sha256 !== undefined ? Buffer.from(credential.secret_sha256, 'hex') : null,
             tokenLifetimeMs: credential.token_lifetime ?? null,
+            tokenExchange: credential.token_exchange,
             rateLimit: credential.rate_limit ? rateLimitSpec(credential.rate_limit) : null,
           };
           clients.set(credential.client_id, compiled);

@@ -352,6 +352,7 @@ const partnerCredential = z.discriminatedUnion('type', [
       secret_sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits').optional().describe('SHA-256 (hex) of the client secret (client_secret_basic only).'),
       insecure_shared_secret: ack(INSECURE_ACKS.clientSecret).optional(),
       token_lifetime: duration.optional().describe('Lifetime of tokens issued to this client (never above token_service.max_token_lifetime).'),
+      token_exchange: z.boolean().default(false).describe('May exchange tokens of its partner for narrower ones (RFC 8693). Default false (SECURITY.md TX-06).'),
       rate_limit: rateLimit.optional().describe('Rate limit of this credential, on top of the partner\'s.'),
     })
     .strict()

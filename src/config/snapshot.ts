@@ -257,6 +257,8 @@ export interface ClientCredential {
   readonly jwksUri: string | null;
   readonly secretSha256: Buffer | null;
   readonly tokenLifetimeMs: number | null;
+  /** May use token exchange (RFC 8693). */
+  readonly tokenExchange: boolean;
   readonly rateLimit: RateLimitSpec | null;
 }
 

@@ -7,8 +7,9 @@
  * 2. client authentication (`client-auth.ts`): exactly one method, the registered one;
  * 3. the partner may still get tokens: active (configured status and run-time override), not
  *    revoked as a credential, with a current agreement — otherwise `unauthorized_client`;
- * 4. `grant_type=client_credentials` — anything else `unsupported_grant_type` (no password
- *    grant, no refresh tokens: OA-04, OA-08);
+ * 4. `grant_type=client_credentials`, or token exchange (RFC 8693, `exchange.ts`: steps 5 and 6
+ *    are then decided against the subject token, and can only narrow it) — anything else
+ *    `unsupported_grant_type` (no password grant, no refresh tokens: OA-04, OA-08);
  * 5. one API, named by `resource` (RFC 8707) or `audience`: the token's `aud` is that API alone;
  * 6. scopes: the requested ones must all be granted (`invalid_scope` otherwise — never a silent
  *    cut, OA-03); none requested means every scope the partner's grants give for the API;
@@ -27,6 +28,8 @@ import { eventRecord } from '../audit/event-record.ts';
 import type { EventInput } from '../audit/event-record.ts';
 import { connectionIdentity } from '../pipeline/transport-identity.ts';
 import { authenticateClient } from './client-auth.ts';
+import { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT_TYPE, decideExchange } from './exchange.ts';
+import type { ExchangeDecision, ExchangeFacts } from './exchange.ts';
 import type { ClientAuthMethod, ClientAuthRequest, RemoteClientKeys } from './client-auth.ts';
 import type { TokenServiceDeps } from './types.ts';
 
@@ -69,7 +72,7 @@ const ERROR_DESCRIPTION: Readonly<Record<TokenError, string>> = {
   invalid_scope: 'A requested scope is not granted to this client for this resource.',
   invalid_target: 'The requested resource is unknown or not granted to this client.',
   unauthorized_client: 'This client may not obtain tokens at this time.',
-  unsupported_grant_type: 'Only the client_credentials grant is supported.',
+  unsupported_grant_type: 'Only the client_credentials and token exchange grants are supported.',
   invalid_dpop_proof: 'The DPoP proof is invalid.',
   use_dpop_nonce: 'A DPoP proof with the server nonce is required.',
   temporarily_unavailable: 'The token service is temporarily unavailable.',
@@ -108,6 +111,8 @@ interface Issuance {
   cnfType: 'x5t#S256' | 'jkt' | null;
   cnfThumbprint: string | null;
   jti: string | null;
+  /** Token exchange (RFC 8693): what is known of the subject token and the actors. */
+  exchange: ExchangeFacts | null;
 }
 
 interface Refusal {
@@ -130,7 +135,7 @@ export async function handleTokenRequest(req: IncomingMessage, res: ServerRespon
 async function handle(req: IncomingMessage, res: ServerResponse, facts: TokenRequestFacts, deps: TokenServiceDeps, options: TokenEndpointOptions): Promise<void> {
   const snapshot = deps.snapshot();
   const nowMs = facts.nowMs ?? Date.now();
-  const issuance: Issuance = { client: null, method: null, api: null, scopes: [], lifetimeMs: null, cnfType: null, cnfThumbprint: null, jti: null };
+  const issuance: Issuance = { client: null, method: null, api: null, scopes: [], lifetimeMs: null, cnfType: null, cnfThumbprint: null, jti: null, exchange: null };
   let usedAuthorizationHeader = false;
 
   const refuse = (refusal: Refusal): void => {
@@ -195,35 +200,69 @@ async function handle(req: IncomingMessage, res: ServerResponse, facts: TokenReq
   // 4. The grant type.
   const grantType = params.get('grant_type');
   if (grantType === undefined) return refuse({ error: 'invalid_request', reason: 'request.grant_type_missing', detail: 'grant_type is missing' });
-  if (grantType !== 'client_credentials') return refuse({ error: 'unsupported_grant_type', reason: 'request.grant_type_unsupported', detail: `grant_type ${JSON.stringify(grantType.slice(0, 64))}` });
-
-  // 5. One API, by its audience.
-  const resource = params.get('resource');
-  const audience = params.get('audience');
-  if (resource !== undefined && audience !== undefined && resource !== audience) return refuse({ error: 'invalid_request', reason: 'request.target_conflict', detail: 'resource and audience name different APIs' });
-  const target = resource ?? audience;
-  if (target === undefined) return refuse({ error: 'invalid_request', reason: 'request.target_missing', detail: 'the request names no API (resource or audience)' });
-  const api = [...snapshot.apis.values()].find((candidate) => candidate.audience === target) ?? null;
-  if (api === null) return refuse({ error: 'invalid_target', reason: 'target.unknown', detail: `no API has the audience ${JSON.stringify(target.slice(0, 256))}` });
-  issuance.api = api;
-  const grants = partner.grants.get(api.id) ?? [];
-  if (grants.length === 0) return refuse({ error: 'invalid_target', reason: 'grant.missing', detail: `partner ${partner.id} has no grant for API ${api.id}` });
-
-  // 6. Scopes: requested ∩ granted, where asking for more is an error (OA-03).
-  const granted: string[] = [];
-  for (const grant of grants) for (const scope of grant.scopes) if (!granted.includes(scope)) granted.push(scope);
-  const requested = params.get('scope');
-  let scopes: string[];
-  if (requested === undefined) {
-    scopes = granted;
-  } else {
-    const parsed = parseScopeParameter(requested);
-    if (parsed === null) return refuse({ error: 'invalid_scope', reason: 'scope.malformed', detail: 'scope is not a space-separated list of scope tokens (RFC 6749 §3.3)' });
-    const missing = parsed.filter((scope) => !granted.includes(scope));
-    if (missing.length > 0) return refuse({ error: 'invalid_scope', reason: 'scope.not_granted', detail: `not granted to partner ${partner.id} for API ${api.id}: ${missing.slice(0, 10).join(' ')}` });
-    scopes = parsed;
+  if (grantType !== 'client_credentials' && grantType !== TOKEN_EXCHANGE_GRANT_TYPE) return refuse({ error: 'unsupported_grant_type', reason: 'request.grant_type_unsupported', detail: `grant_type ${JSON.stringify(grantType.slice(0, 64))}` });
+  // SECURITY.md TX-06: exchange is off unless the client is allowed it.
+  if (grantType === TOKEN_EXCHANGE_GRANT_TYPE && !client.tokenExchange) {
+    return refuse({ error: 'unauthorized_client', reason: 'exchange.not_allowed', detail: `client ${client.clientId} may not use token exchange` });
   }
-  issuance.scopes = scopes;
+
+  // Lifetime: the most specific configured value (client, then API, the shorter of both), the
+  // service default otherwise, never above the ceiling (OA-09).
+  const configuredLifetimeMs = (forApi: CompiledApi): number => {
+    const specific = [client.tokenLifetimeMs, forApi.tokenLifetimeMs].filter((value): value is number => value !== null);
+    return Math.min(specific.length > 0 ? Math.min(...specific) : service.tokenLifetimeMs, service.maxTokenLifetimeMs);
+  };
+
+  let api: CompiledApi;
+  let scopes: readonly string[];
+  let lifetimeSeconds: number;
+  let exchanged: Extract<ExchangeDecision, { ok: true }> | null = null;
+  if (grantType === TOKEN_EXCHANGE_GRANT_TYPE) {
+    // RFC 8693: steps 5, 6 and the lifetime are decided against the subject token (exchange.ts).
+    const facts: ExchangeFacts = { subjectJti: null, subject: null, actors: [], purpose: null };
+    issuance.exchange = facts;
+    const decision = await decideExchange({ params, client, partner, snapshot, deps, nowMs, facts, parseScope: parseScopeParameter, configuredLifetimeMs });
+    if (!decision.ok) {
+      issuance.api = decision.api;
+      issuance.scopes = decision.scopes;
+      return refuse({ error: decision.error, reason: decision.reason, detail: decision.detail, ...(decision.error === 'temporarily_unavailable' ? { headers: { 'retry-after': '5' } } : {}) });
+    }
+    exchanged = decision;
+    api = decision.api;
+    scopes = decision.scopes;
+    lifetimeSeconds = decision.lifetimeSeconds;
+    issuance.api = api;
+    issuance.scopes = scopes;
+  } else {
+    // 5. One API, by its audience.
+    const resource = params.get('resource');
+    const audience = params.get('audience');
+    if (resource !== undefined && audience !== undefined && resource !== audience) return refuse({ error: 'invalid_request', reason: 'request.target_conflict', detail: 'resource and audience name different APIs' });
+    const target = resource ?? audience;
+    if (target === undefined) return refuse({ error: 'invalid_request', reason: 'request.target_missing', detail: 'the request names no API (resource or audience)' });
+    const found = [...snapshot.apis.values()].find((candidate) => candidate.audience === target) ?? null;
+    if (found === null) return refuse({ error: 'invalid_target', reason: 'target.unknown', detail: `no API has the audience ${JSON.stringify(target.slice(0, 256))}` });
+    api = found;
+    issuance.api = api;
+    const grants = partner.grants.get(api.id) ?? [];
+    if (grants.length === 0) return refuse({ error: 'invalid_target', reason: 'grant.missing', detail: `partner ${partner.id} has no grant for API ${api.id}` });
+
+    // 6. Scopes: requested ∩ granted, where asking for more is an error (OA-03).
+    const granted: string[] = [];
+    for (const grant of grants) for (const scope of grant.scopes) if (!granted.includes(scope)) granted.push(scope);
+    const requested = params.get('scope');
+    if (requested === undefined) {
+      scopes = granted;
+    } else {
+      const parsed = parseScopeParameter(requested);
+      if (parsed === null) return refuse({ error: 'invalid_scope', reason: 'scope.malformed', detail: 'scope is not a space-separated list of scope tokens (RFC 6749 §3.3)' });
+      const missing = parsed.filter((scope) => !granted.includes(scope));
+      if (missing.length > 0) return refuse({ error: 'invalid_scope', reason: 'scope.not_granted', detail: `not granted to partner ${partner.id} for API ${api.id}: ${missing.slice(0, 10).join(' ')}` });
+      scopes = parsed;
+    }
+    issuance.scopes = scopes;
+    lifetimeSeconds = Math.max(1, Math.floor(configuredLifetimeMs(api) / 1000));
+  }
 
   // 7. Sender constraint.
   const cnf: Record<string, string> = {};
@@ -249,20 +288,18 @@ async function handle(req: IncomingMessage, res: ServerResponse, facts: TokenReq
   issuance.cnfType = cnf['jkt'] !== undefined ? 'jkt' : cnf['x5t#S256'] !== undefined ? 'x5t#S256' : null;
   issuance.cnfThumbprint = cnf['jkt'] ?? cnf['x5t#S256'] ?? null;
 
-  // 8. Lifetime: the most specific configured value (client, then API, the shorter of both), the
-  // service default otherwise, never above the ceiling (OA-09).
-  const specific = [client.tokenLifetimeMs, api.tokenLifetimeMs].filter((value): value is number => value !== null);
-  const lifetimeMs = Math.min(specific.length > 0 ? Math.min(...specific) : service.tokenLifetimeMs, service.maxTokenLifetimeMs);
-  const lifetimeSeconds = Math.max(1, Math.floor(lifetimeMs / 1000));
+  // 8. Issuance.
   const iat = Math.floor(nowMs / 1000);
   const jti = randomUUID();
   issuance.lifetimeMs = lifetimeSeconds * 1000;
   issuance.jti = jti;
 
-  // RFC 9068 §2.2, plus the partner and its agreement for the gateway's records.
+  // RFC 9068 §2.2, plus the partner and its agreement for the gateway's records. An exchanged
+  // token keeps the subject token's `sub` and names the caller in `act` (RFC 8693 §4.1); its
+  // `client_id` is the caller, to whom it is issued (RFC 9068 §2.2).
   const claims: Record<string, unknown> = {
     iss: service.issuer,
-    sub: client.clientId,
+    sub: exchanged?.claims.sub ?? client.clientId,
     aud: api.audience,
     client_id: client.clientId,
     iat,
@@ -272,6 +309,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, facts: TokenReq
     ...(Object.keys(cnf).length > 0 ? { cnf } : {}),
     partner_id: partner.id,
     agreement_id: partner.agreement?.id ?? null,
+    ...(exchanged !== null ? { act: exchanged.claims.act, ...(exchanged.claims.purpose !== undefined ? { purpose: exchanged.claims.purpose } : {}) } : {}),
   };
 
   let accessToken: string;
@@ -281,12 +319,19 @@ async function handle(req: IncomingMessage, res: ServerResponse, facts: TokenReq
     return refuse({ error: 'temporarily_unavailable', reason: 'keys.unavailable', detail: `signing failed: ${error instanceof Error ? error.message : String(error)}`, headers: { 'retry-after': '5' } });
   }
   // The record first: a token that cannot be recorded is not handed out.
-  if (!record(deps, snapshot, facts, issuance, { action: 'token.issued', outcome: 'success', reason: 'issued' }, nowMs)) {
+  const action = exchanged !== null ? 'token.exchanged' : 'token.issued';
+  if (!record(deps, snapshot, facts, issuance, { action, outcome: 'success', reason: exchanged !== null ? 'exchanged' : 'issued' }, nowMs)) {
     send(res, 503, { error: 'temporarily_unavailable', error_description: ERROR_DESCRIPTION.temporarily_unavailable }, { 'retry-after': '5' });
     return;
   }
-  // RFC 6749 §5.1 (no refresh_token: §4.4.3).
-  send(res, 200, { access_token: accessToken, token_type: tokenType, expires_in: lifetimeSeconds, scope: scopes.join(' ') });
+  // RFC 6749 §5.1 (no refresh_token: §4.4.3); an exchange adds issued_token_type (RFC 8693 §2.2.1).
+  send(res, 200, {
+    access_token: accessToken,
+    ...(exchanged !== null ? { issued_token_type: ACCESS_TOKEN_TYPE } : {}),
+    token_type: tokenType,
+    expires_in: lifetimeSeconds,
+    scope: scopes.join(' '),
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -374,6 +419,9 @@ function record(
       cnfThumbprint: issuance.cnfThumbprint,
       jti: issuance.jti,
     },
+    ...(issuance.exchange !== null
+      ? { exchange: { subjectJti: issuance.exchange.subjectJti, subject: issuance.exchange.subject, actors: issuance.exchange.actors, purpose: issuance.exchange.purpose } }
+      : {}),
   };
   try {
     return deps.audit(eventRecord(input, new Date(nowMs)), partnerId);

@@ -162,6 +162,7 @@ test('every field an event record can carry is documented, and the doc lists no 
       cnfThumbprint: 'q'.repeat(43),
       jti: 'jti-1',
     },
+    exchange: { subjectJti: 'jti-0', subject: 'acme-orders', actors: ['acme-agent', 'acme-orders'], purpose: 'nightly-reconciliation' },
   });
   const doc = await readFile(new URL('../../docs/audit.md', import.meta.url), 'utf8');
   const section = doc.split(/^## /m).find((part) => part.startsWith('Event record fields'));
