@@ -18,6 +18,7 @@ const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   partner: () => import('./commands/partner.ts'),
   test: () => import('./commands/test.ts'),
   report: () => import('./commands/report.ts'),
+  keys: () => import('./commands/keys.ts'),
 };
 
 const SUMMARIES: Record<string, string> = {
@@ -33,6 +34,7 @@ const SUMMARIES: Record<string, string> = {
   partner: 'Suspend, resume or offboard a partner on every instance',
   test: 'Self-tests against a running deployment (test revocation)',
   report: 'Reports from a configuration file (certificates: every certificate by expiry)',
+  keys: 'List or rotate the token service signing keys (list | rotate)',
 };
 
 function mainHelp(): string {

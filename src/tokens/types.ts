@@ -16,6 +16,8 @@ export interface TokenKey {
   readonly publicJwk: Readonly<Record<string, unknown>>;
   /** ms since the epoch. */
   readonly createdAt: number;
+  /** When it starts signing (after a rotation's publish delay), ms since the epoch. */
+  readonly activeFrom: number;
   /** When it stopped signing (a newer key took over), or null while it is the active key. */
   readonly retiredAt: number | null;
   /** When it leaves the JWKS (retiredAt + key_overlap), or null. */

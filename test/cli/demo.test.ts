@@ -133,6 +133,8 @@ interface CurlCall {
   readonly cert?: string;
   readonly key?: string;
   readonly headers: Record<string, string>;
+  /** `-d` values, in order: curl POSTs them joined by `&` as application/x-www-form-urlencoded. */
+  readonly data?: readonly string[];
 }
 
 function parseCurl(line: string, variables: ShellVariables = {}): CurlCall {
@@ -143,10 +145,12 @@ function parseCurl(line: string, variables: ShellVariables = {}): CurlCall {
   let cert: string | undefined;
   let key: string | undefined;
   let url: string | undefined;
+  const data: string[] = [];
   while (words.length > 0) {
     const word = words.shift()!;
-    if (word === '-i') continue;
-    if (word === '--cacert') cacert = words.shift();
+    if (word === '-i' || word === '-s') continue;
+    if (word === '-d') data.push(words.shift() ?? assert.fail(`-d without a value in: ${line}`));
+    else if (word === '--cacert') cacert = words.shift();
     else if (word === '--cert') cert = words.shift();
     else if (word === '--key') key = words.shift();
     else if (word === '-H') {
@@ -157,7 +161,7 @@ function parseCurl(line: string, variables: ShellVariables = {}): CurlCall {
   }
   assert.ok(url, `no URL in: ${line}`);
   assert.equal(cert === undefined, key === undefined, `--cert and --key go together in: ${line}`);
-  return { url, headers, ...(cacert !== undefined && { cacert }), ...(cert !== undefined && { cert }), ...(key !== undefined && { key }) };
+  return { url, headers, ...(data.length > 0 && { data }), ...(cacert !== undefined && { cacert }), ...(cert !== undefined && { cert }), ...(key !== undefined && { key }) };
 }
 
 interface Reply {
@@ -185,15 +189,40 @@ async function perform(call: CurlCall): Promise<Reply> {
   const ca = call.cacert === undefined ? undefined : await readFile(call.cacert);
   const clientCertificate = call.cert === undefined ? undefined : { cert: await readFile(call.cert), key: await readFile(call.key!) };
   return new Promise((resolve, reject) => {
-    const options = { headers: call.headers, agent: false as const, lookup: localhostLookup, ...(ca && { ca }), ...clientCertificate };
+    const body = call.data?.join('&');
+    const headers = body === undefined ? call.headers : { 'content-type': 'application/x-www-form-urlencoded', ...call.headers };
+    const options = { method: body === undefined ? 'GET' : 'POST', headers, agent: false as const, lookup: localhostLookup, ...(ca && { ca }), ...clientCertificate };
     const req = (url.protocol === 'https:' ? https : http).request(url, options, (res) => {
       let body = '';
       res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
       res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
     });
     req.on('error', reject);
-    req.end();
+    req.end(body);
   });
+}
+
+/**
+ * The printed `NAME=$(curl … | sed …)` line: the curl part as a call, and the sed command, run
+ * for real over the answer by `sh` as a shell would (so its quoting and expression are tested).
+ */
+function tokenRequestLine(stdout: string): { readonly variable: string; readonly curl: string; readonly sed: string } {
+  const lines = stdout.split('\n').filter((line) => /^\s*[A-Z_]+=\$\(/.test(line));
+  assert.equal(lines.length, 1, `one NAME=$(…) line expected:\n${stdout}`);
+  const match = /^\s*([A-Z_]+)=\$\((curl [^|]*) \| (sed [^|]*)\)$/.exec(lines[0]!);
+  assert.ok(match, `NAME=$(curl … | sed …) expected: ${lines[0]}`);
+  return { variable: match[1]!, curl: match[2]!, sed: match[3]! };
+}
+
+async function runShell(command: string, input: string): Promise<Finished> {
+  const child = spawn('sh', ['-c', command], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  child.stdin.end(input);
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  return { code, stdout, stderr };
 }
 
 function curlLines(stdout: string): string[] {
@@ -258,26 +287,53 @@ describe('portcullis demo', () => {
     );
     assert.ok(!run.stdout.includes('\r'));
 
-    const variables = shellAssignments(run.stdout);
-    assert.deepEqual(Object.keys(variables).sort(), ['ACME_READ', 'ACME_WRITE_ONLY', 'GLOBEX_READ'], run.stdout);
+    const pasted = shellAssignments(run.stdout);
+    assert.deepEqual(Object.keys(pasted).sort(), ['ACME_READ', 'ACME_WRITE_ONLY', 'GLOBEX_READ'], run.stdout);
+
+    // 9. acme obtains a token from the gateway's token service over mTLS (RFC 8705 tls_client_auth).
+    const tokenLine = tokenRequestLine(run.stdout);
+    assert.equal(tokenLine.variable, 'ACME_TOKEN');
+    const tokenRequest = parseCurl(tokenLine.curl);
+    assert.equal(tokenRequest.url, `https://api.localhost:${ports[1]}/oauth2/token`);
+    assert.equal(tokenRequest.cacert, join(dataDir, 'pki', 'ca.crt'));
+    assert.deepEqual([tokenRequest.cert, tokenRequest.key], [join(dataDir, 'pki', 'acme-client.crt'), join(dataDir, 'pki', 'acme-client.key')]);
+    assert.deepEqual(tokenRequest.data, ['grant_type=client_credentials', 'client_id=acme-orders-client', 'resource=https://api.localhost/orders', 'scope=orders:read']);
+    const issued = await perform(tokenRequest);
+    assert.equal(issued.status, 200, issued.body);
+    assert.equal(issued.headers['cache-control'], 'no-store');
+    const extracted = await runShell(tokenLine.sed, issued.body);
+    assert.equal(extracted.code, 0, extracted.stderr);
+    const acmeToken = extracted.stdout.trim();
+    assert.equal(acmeToken, (JSON.parse(issued.body) as { access_token: string }).access_token, 'the printed sed takes out access_token');
+    const issuedClaims = claimsOf(acmeToken);
+    const clientCertificate = new X509Certificate(await readFile(tokenRequest.cert!));
+    assert.deepEqual(
+      [issuedClaims['client_id'], issuedClaims['aud'], issuedClaims['scope'], issuedClaims['partner_id'], Number(issuedClaims['exp']) - Number(issuedClaims['iat'])],
+      ['acme-orders-client', 'https://api.localhost/orders', 'orders:read', 'acme', 300],
+    );
+    assert.equal(issuedClaims['iss'], `https://api.localhost:${ports[1]}`);
+    assert.deepEqual(issuedClaims['cnf'], { 'x5t#S256': createHash('sha256').update(clientCertificate.raw).digest('base64url') }, 'bound to the certificate it was obtained with');
+
+    const variables: Record<string, string> = { ...pasted, ACME_TOKEN: acmeToken };
     const lines = curlLines(run.stdout);
-    assert.equal(lines.length, 9, `nine curl commands expected:\n${run.stdout}`);
-    const [allowed, missingCredential, unknownHost, acmeRead, acmeWriteOnly, globexRead, acmeMtls, acmeRevoked, readiness] = lines.map((line) => parseCurl(line, variables)) as [
-      CurlCall, CurlCall, CurlCall, CurlCall, CurlCall, CurlCall, CurlCall, CurlCall, CurlCall,
+    assert.equal(lines.length, 11, `eleven curl commands expected:\n${run.stdout}`);
+    const [allowed, missingCredential, unknownHost, acmeRead, acmeWriteOnly, globexRead, acmeMtls, acmeRevoked, acmeBound, acmeUnbound, readiness] = lines.map((line) => parseCurl(line, variables)) as [
+      CurlCall, CurlCall, CurlCall, CurlCall, CurlCall, CurlCall, CurlCall, CurlCall, CurlCall, CurlCall, CurlCall,
     ];
     assert.equal(allowed.url, `http://localhost:${ports[0]}/status`);
     assert.equal(missingCredential.url, `https://localhost:${ports[1]}/orders`);
     assert.equal(missingCredential.cacert, join(dataDir, 'pki', 'ca.crt'));
     assert.equal(unknownHost.url, `http://localhost:${ports[0]}/status`);
     assert.deepEqual(unknownHost.headers, { host: 'unknown.example' });
-    for (const [call, variable] of [[acmeRead, 'ACME_READ'], [acmeWriteOnly, 'ACME_WRITE_ONLY'], [globexRead, 'GLOBEX_READ'], [acmeMtls, 'ACME_READ'], [acmeRevoked, 'ACME_READ']] as const) {
+    for (const [call, variable] of [[acmeRead, 'ACME_READ'], [acmeWriteOnly, 'ACME_WRITE_ONLY'], [globexRead, 'GLOBEX_READ'], [acmeMtls, 'ACME_READ'], [acmeRevoked, 'ACME_READ'], [acmeBound, 'ACME_TOKEN'], [acmeUnbound, 'ACME_TOKEN']] as const) {
       assert.equal(call.url, `https://api.localhost:${ports[1]}/orders`);
       assert.equal(call.cacert, join(dataDir, 'pki', 'ca.crt'));
       assert.deepEqual(call.headers, { authorization: `Bearer ${variables[variable]}` });
     }
-    for (const call of [acmeRead, acmeWriteOnly, globexRead]) assert.equal(call.cert, undefined, 'token-only calls send no certificate');
+    for (const call of [acmeRead, acmeWriteOnly, globexRead, acmeUnbound]) assert.equal(call.cert, undefined, 'token-only calls send no certificate');
     assert.deepEqual([acmeMtls.cert, acmeMtls.key], [join(dataDir, 'pki', 'acme-client.crt'), join(dataDir, 'pki', 'acme-client.key')]);
     assert.deepEqual([acmeRevoked.cert, acmeRevoked.key], [join(dataDir, 'pki', 'acme-revoked.crt'), join(dataDir, 'pki', 'acme-revoked.key')]);
+    assert.deepEqual([acmeBound.cert, acmeBound.key], [tokenRequest.cert, tokenRequest.key]);
     assert.equal(readiness.url, `http://localhost:${ports[2]}/readyz`);
 
     // The tokens are what the text says they are, and short-lived.
@@ -344,6 +400,17 @@ describe('portcullis demo', () => {
     assert.equal((JSON.parse(revoked.body) as { code: string }).code, 'invalid_client_certificate');
     assert.doesNotMatch(revoked.body, /sample-upstream|revoked by|demo:/, 'the operator detail stays in the record');
 
+    // 10. The token service's token with the certificate it is bound to: allowed.
+    const bound = await perform(acmeBound);
+    assert.equal(bound.status, 200, bound.body);
+    assert.equal((JSON.parse(bound.body) as { service: string }).service, 'sample-upstream');
+
+    // 11. The same token without its certificate: 401, the upstream never contacted.
+    const unbound = await perform(acmeUnbound);
+    assert.equal(unbound.status, 401, unbound.body);
+    assert.equal((JSON.parse(unbound.body) as { code: string }).code, 'invalid_token');
+    assert.doesNotMatch(unbound.body, /sample-upstream/);
+
     const ready = await perform(readiness);
     assert.equal(ready.status, 200);
 
@@ -367,16 +434,22 @@ describe('portcullis demo', () => {
     assert.equal(await exitCode(run), 0, run.stderr);
     assert.match(run.stderr, /demo stopped\n$/);
     const records = (await readFile(decisionLog, 'utf8')).split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
-    assert.equal(records.length, 8, 'one decision record per data-plane request');
+    assert.equal(records.length, 11, `one decision record per data-plane request, the token request included:\n${records.map((record) => JSON.stringify((record as { event?: unknown }).event)).join('\n')}`);
     // The mTLS calls' records name the certificate that was presented; the refusal says why.
     type CertificateRecord = { event: { reason: string }; tls?: { client?: { hash?: { sha256: string }; subject?: string } } };
-    const [withCertificate, withRevoked] = (records as CertificateRecord[]).slice(6);
+    // The token request came first (before call 1), the token service's calls last.
+    const [withCertificate, withRevoked, withBoundToken, withoutCertificate] = (records as CertificateRecord[]).slice(7);
     const fingerprintOf = async (file: string): Promise<string> => createHash('sha256').update(new X509Certificate(await readFile(file)).raw).digest('hex');
     assert.equal(withCertificate!.event.reason, 'allowed');
     assert.equal(withCertificate!.tls?.client?.hash?.sha256, await fingerprintOf(acmeMtls.cert!));
     assert.match(withCertificate!.tls?.client?.subject ?? '', /^CN=acme-orders-client,/);
     assert.equal(withRevoked!.event.reason, 'tls.revoked_gateway');
     assert.equal(withRevoked!.tls?.client?.hash?.sha256, await fingerprintOf(acmeRevoked.cert!));
+    assert.equal(withBoundToken!.event.reason, 'allowed');
+    assert.equal(withBoundToken!.tls?.client?.hash?.sha256, await fingerprintOf(acmeBound.cert!));
+    assert.notEqual(withoutCertificate!.event.reason, 'allowed');
+    const tokenRecord = records[0] as { url?: { path?: string }; http?: { response?: { status_code?: number } }; portcullis?: { reason?: string } };
+    assert.deepEqual([tokenRecord.url?.path, tokenRecord.http?.response?.status_code, tokenRecord.portcullis?.reason], ['/oauth2/token', 200, 'gateway.token_service']);
     const serialized = JSON.stringify(records);
     for (const token of Object.values(variables)) assert.ok(!serialized.includes(token), 'no raw token in a decision record');
   });
@@ -407,7 +480,8 @@ describe('portcullis demo', () => {
     assert.match(second.stderr, /reusing dev PKI in /);
     assert.match(second.stderr, /reusing dev token signing key in /);
     assert.doesNotMatch(second.stderr, /creating/, 'the partner certificates are reused with the dev PKI');
-    assert.equal(curlLines(second.stdout).length, 9);
+    assert.equal(curlLines(second.stdout).length, 11);
+    tokenRequestLine(second.stdout);
     assert.equal(explainLines(second.stdout).length, 2);
     assert.deepEqual(await readFile(caPath), ca);
     assert.equal((await stat(caPath)).mtimeMs, mtimeMs);

@@ -4,7 +4,8 @@
  * starts the sample upstream and a gateway running `examples/demo.yaml`, revokes one of acme's
  * certificates through the gateway, mints short-lived partner tokens, then prints curl commands
  * (allowed calls and refusals, with and without a token, with a good and a revoked client
- * certificate) and `portcullis explain` commands that say why. Everything binds to loopback and
+ * certificate, and a token obtained from the gateway's own token service over mTLS) and
+ * `portcullis explain` commands that say why. Everything binds to loopback and
  * lives under `--data-dir`.
  *
  * stdout carries only the instructions (safe to pipe); progress and errors go to stderr.
@@ -40,6 +41,8 @@ const SCENARIO = {
   readScope: 'orders:read',
   writeScope: 'orders:write',
   acme: { partner: 'acme', credential: 'acme-jwt' },
+  /** acme's client of the token service, authenticating with its client certificate (RFC 8705 §2.1). */
+  acmeClient: { partner: 'acme', credential: 'acme-client' },
   globex: { partner: 'globex', credential: 'globex-jwt' },
 } as const;
 
@@ -155,9 +158,10 @@ async function run(argv: readonly string[]): Promise<number> {
     checkPartnerTrust(gateway.snapshot, partnerPki);
     await revokeDemoCertificate(gateway, partnerPki);
     const tokens = await mintDemoTokens(gateway.snapshot, issuer);
+    const tokenService = checkTokenService(gateway.snapshot);
     progress.done();
 
-    process.stdout.write(instructions({ gateway, pki, partnerPki, dataDir: options.dataDir, logPath, tokens, globexWindow }));
+    process.stdout.write(instructions({ gateway, pki, partnerPki, dataDir: options.dataDir, logPath, tokens, tokenService, globexWindow }));
   } catch (error) {
     progress.done();
     process.stderr.write(`portcullis demo: ${describeFailure(error, options)}\n`);
@@ -261,6 +265,32 @@ async function revokeDemoCertificate(gateway: Gateway, partnerPki: PartnerPki): 
   });
 }
 
+interface DemoTokenService {
+  /** acme's client id at the token service. */
+  readonly clientId: string;
+  /** The API's audience, sent as `resource` (RFC 8707). */
+  readonly resource: string;
+}
+
+/**
+ * The printed token request means what its text says only if the token service answers on the
+ * partner listener (where acme's certificate is asked for) and acme has a client that
+ * authenticates with that certificate; a configuration edited otherwise stops the demo.
+ */
+function checkTokenService(snapshot: Snapshot): DemoTokenService {
+  if (snapshot.tokenService?.listener !== 'partner') {
+    throw new Error(`${displayPath(CONFIG_PATH)}: the demo obtains a token from the token service over mTLS: token_service.listener must be "partner"`);
+  }
+  const { partner, credential: credentialId } = SCENARIO.acmeClient;
+  const credential = snapshot.config.partners.find((entry) => entry.id === partner)?.credentials.find((entry) => entry.id === credentialId);
+  if (credential?.type !== 'client' || credential.auth !== 'tls_client_auth') {
+    throw new Error(`${displayPath(CONFIG_PATH)}: partner "${partner}" needs a client credential "${credentialId}" with auth: tls_client_auth for the demo's token request`);
+  }
+  const resource = snapshot.apis.get(SCENARIO.api)?.audience;
+  if (!resource) throw new Error(`${displayPath(CONFIG_PATH)}: api "${SCENARIO.api}" needs an audience for the demo's tokens`);
+  return { clientId: credential.client_id, resource };
+}
+
 async function prepareDevIssuer(dir: string, step: (message: string) => void): Promise<DevIssuer> {
   const issuer = await loadOrCreateDevIssuer(dir);
   if (issuer.reused) step(`reusing dev token signing key in ${displayPath(dir)}`);
@@ -323,10 +353,17 @@ interface InstructionsInput {
   readonly dataDir: string;
   readonly logPath: string;
   readonly tokens: DemoTokens;
+  readonly tokenService: DemoTokenService;
   readonly globexWindow: TimeWindow;
 }
 
-function instructions({ gateway, pki, partnerPki, dataDir, logPath, tokens, globexWindow }: InstructionsInput): string {
+/**
+ * Takes `access_token` out of the token endpoint's JSON answer. sed rather than jq, which is not
+ * everywhere; a JWT holds no `"`, and the answer is one line of JSON.stringify output.
+ */
+const ACCESS_TOKEN_SED = `sed -n 's/.*"access_token":"\\([^"]*\\)".*/\\1/p'`;
+
+function instructions({ gateway, pki, partnerPki, dataDir, logPath, tokens, tokenService, globexWindow }: InstructionsInput): string {
   const { listeners, ops } = gateway.addresses();
   const publicPort = portOf(findListener(listeners, 'public').url);
   const partnerPort = portOf(findListener(listeners, 'partner').url);
@@ -346,6 +383,10 @@ function instructions({ gateway, pki, partnerPki, dataDir, logPath, tokens, glob
   const explain = ({ partner, credential }: { partner: string; credential: string }): string =>
     `${explainEnv} npx portcullis explain -c ${shellQuote(displayPath(CONFIG_PATH))} --partner ${partner} --credential ${credential} --method GET --path ${SCENARIO.path} --scope ${SCENARIO.readScope}`;
   const minutes = DEV_TOKEN_MAX_LIFETIME_SECONDS / 60;
+  const acmeCertificate = `--cert ${shellQuote(partnerPki.paths.clientCert)} --key ${shellQuote(partnerPki.paths.clientKey)}`;
+  const tokenRequest =
+    `ACME_TOKEN=$(curl -s ${cacert} ${acmeCertificate} -d grant_type=client_credentials -d client_id=${shellQuote(tokenService.clientId)}` +
+    ` -d resource=${shellQuote(tokenService.resource)} -d scope=${SCENARIO.readScope} https://${SCENARIO.host}:${partnerPort}/oauth2/token | ${ACCESS_TOKEN_SED})`;
   return `
 Portcullis demo is running. Try:
 
@@ -361,8 +402,8 @@ Portcullis demo is running. Try:
   #    for the hostnames configured on it.
   curl -i -H 'Host: unknown.example' http://localhost:${publicPort}/status
 
-Partner calls carry access tokens. With no token service yet, the demo signed three itself,
-as a partner's identity provider would (ES256, RFC 9068). Paste these lines first; the
+Partner calls carry access tokens. First, three the demo signed itself, as a partner's own
+identity provider would (ES256, RFC 9068). Paste these lines first; the
 tokens expire in ${minutes} minutes — restart the demo for new ones.
 
   ACME_READ=${tokens.acmeRead}
@@ -393,6 +434,19 @@ CA, which the gateway trusts for acme only (mtls in the config).
   #    through the admin API). 401 invalid_client_certificate: a valid token does not rescue
   #    a revoked certificate, and the refusal comes before the token is even looked at.
   ${withCertificate('ACME_READ', partnerPki.paths.revokedCert, partnerPki.paths.revokedKey)}
+
+Or acme asks the gateway's own token service for a token, authenticating with its client
+certificate alone — no secret (OAuth client credentials, RFC 8705 tls_client_auth). The token
+is for the orders API only, lives 5 minutes, and is bound to that certificate (cnf.x5t#S256).
+
+  # 9. Obtain the token over mTLS (run it again for a new one: there are no refresh tokens).
+  ${tokenRequest}
+
+  # 10. Allowed: the token with the certificate it is bound to. The sample upstream answers 200.
+  ${withCertificate('ACME_TOKEN', partnerPki.paths.clientCert, partnerPki.paths.clientKey)}
+
+  # 11. Refused: the same token without the certificate. 401: a stolen token alone is useless.
+  ${withToken('ACME_TOKEN')}
 
 Ask the gateway why, without sending a request (exit 0 allowed, 1 denied; the DEMO_WINDOW_*
 values are globex's window as the demo set it):
