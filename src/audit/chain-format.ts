@@ -20,7 +20,7 @@
  * `portcullis.checkpoint: { key_id, alg: "Ed25519", signature }` where the signature (base64url)
  * covers `checkpointMessage(stream, seq, prev)` — i.e. it vouches for every line before it.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { canonicalJson } from '../config/config-hash.ts';
 
@@ -55,7 +55,93 @@ export function streamFile(stream: string): string {
 
 /** The hash of a line given its chain position and the canonical JSON of its body (the line without `portcullis.chain`). */
 export function chainHash(prev: string, stream: string, seq: number, canonicalBody: string): string {
-  return createHash('sha256').update(`${prev}\n${stream}\n${seq}\n`).update(canonicalBody).digest('hex');
+  // One-shot hash: a createHash object per line cost more than hashing the line itself.
+  return hash('sha256', `${prev}\n${stream}\n${seq}\n${canonicalBody}`, 'hex');
+}
+
+/**
+ * A record body serialized once, in canonical form, for every stream it is chained into: each
+ * stream's line is `json` with that stream's `chain` member spliced in as the last member of
+ * `portcullis` (at `portcullisClose`, the index of the `}` that closes it). So a line is the
+ * canonical body plus its chain fields, and its hash input is `json` itself — no stream serializes
+ * the record again.
+ */
+export interface CanonicalRecord {
+  /** The record as given (sinks get it back, with the chain fields, as the line's object). */
+  readonly body: Record<string, unknown>;
+  /** canonicalJson(hashedBody(body)). */
+  readonly json: string;
+  /** UTF-8 bytes of `json`. */
+  readonly bytes: number;
+  readonly portcullisClose: number;
+  readonly portcullisEmpty: boolean;
+}
+
+/**
+ * The canonical form of a record body. `deepSorted` says every object below the top level is a
+ * plain object whose keys are already in canonical order, `topSorted` that the body's own keys are
+ * too (both checked by the caller, see `trail.ts` serializeRecord): then `JSON.stringify` writes
+ * exactly what `canonicalJson` would, at a fraction of the cost (sorting is what canonicalJson
+ * spends its time on).
+ */
+export function canonicalRecord(body: Record<string, unknown>, deepSorted: boolean, topSorted = false): CanonicalRecord {
+  if (deepSorted && topSorted && body['portcullis'] !== undefined) {
+    const whole = wholeRecord(body);
+    if (whole !== null) return whole;
+  }
+  const keys = Object.keys(body);
+  if (!Object.hasOwn(body, 'portcullis')) keys.push('portcullis');
+  keys.sort();
+  let json = '{';
+  let portcullisClose = -1;
+  let portcullisEmpty = true;
+  for (const key of keys) {
+    const value = key === 'portcullis' ? (body[key] ?? {}) : body[key];
+    if (value === undefined) continue;
+    if (json.length > 1) json += ',';
+    const member = deepSorted ? (JSON.stringify(value) ?? 'null') : canonicalJson(value);
+    json += JSON.stringify(key) + ':' + member;
+    if (key === 'portcullis') {
+      portcullisClose = json.length - 1;
+      portcullisEmpty = member === '{}';
+    }
+  }
+  json += '}';
+  return { body, json, bytes: Buffer.byteLength(json), portcullisClose, portcullisEmpty };
+}
+
+/**
+ * One JSON.stringify of the whole body; `portcullis` closes where the members after it begin,
+ * found by serializing those (a few small ones in a decision record) on their own.
+ */
+function wholeRecord(body: Record<string, unknown>): CanonicalRecord | null {
+  const json = JSON.stringify(body);
+  const keys = Object.keys(body);
+  const after = keys.indexOf('portcullis') + 1;
+  let tail = 0;
+  if (after < keys.length) {
+    const rest: Record<string, unknown> = {};
+    for (let i = after; i < keys.length; i++) rest[keys[i]!] = body[keys[i]!];
+    const restJson = JSON.stringify(rest);
+    // `,` + the members without their braces, when any is written at all.
+    if (restJson.length > 2) tail = restJson.length - 1;
+  }
+  const portcullisClose = json.length - 2 - tail;
+  // Never splice blind: anything unexpected takes the member-by-member path.
+  if (json.charCodeAt(portcullisClose) !== 0x7d /* } */ || (tail > 0 && json.charCodeAt(portcullisClose + 1) !== 0x2c) /* , */) return null;
+  return { body, json, bytes: Buffer.byteLength(json), portcullisClose, portcullisEmpty: json.charCodeAt(portcullisClose - 1) === 0x7b /* { */ };
+}
+
+/** The line of `record` in a stream: its canonical JSON with `portcullis.chain` added (newline included). */
+export function chainedLine(record: CanonicalRecord, chain: ChainFields, quotedStream: string): string {
+  const { json, portcullisClose } = record;
+  return (
+    json.slice(0, portcullisClose) +
+    (record.portcullisEmpty ? '' : ',') +
+    `"chain":{"stream":${quotedStream},"seq":${chain.seq},"prev":"${chain.prev}","hash":"${chain.hash}"}` +
+    json.slice(portcullisClose) +
+    '\n'
+  );
 }
 
 /**

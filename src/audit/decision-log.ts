@@ -17,6 +17,8 @@ const FLUSH_BYTES = 64 * 1024;
 export interface DecisionLog {
   readonly target: string;
   write(record: object): void;
+  /** Writes a record already serialized as one line of JSON (no newline): the audit trail's serialization, shared rather than made twice. */
+  writeJson(json: string): void;
   /** Writes every buffered record now. */
   flush(): void;
   close(): void;
@@ -55,7 +57,10 @@ export function openDecisionLog(target: string): DecisionLog {
   return {
     target,
     write(record) {
-      const line = JSON.stringify(record) + '\n';
+      this.writeJson(JSON.stringify(record));
+    },
+    writeJson(json) {
+      const line = json + '\n';
       pending.push(line);
       pendingBytes += line.length;
       if (pendingBytes >= FLUSH_BYTES) flush();

@@ -8,9 +8,8 @@
 import { link, mkdir, open, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { CHECKPOINT_ACTION, GENESIS_HASH, RECOVERED_ACTION, MAX_LINE_BYTES, chainHash, hashedBody, lineHash, listSegments, segmentFile, segmentStamp, streamFile } from './chain-format.ts';
-import { canonicalJson } from '../config/config-hash.ts';
-import type { ChainFields } from './chain-format.ts';
+import { CHECKPOINT_ACTION, GENESIS_HASH, RECOVERED_ACTION, MAX_LINE_BYTES, chainHash, chainedLine, lineHash, listSegments, segmentFile, segmentStamp, streamFile } from './chain-format.ts';
+import type { CanonicalRecord, ChainFields } from './chain-format.ts';
 
 /** Same rule as configuration ids: no "/", no leading ".", so a partner file stays in `partners/`. */
 const PARTNER_ID = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
@@ -29,11 +28,15 @@ export class AuditTrailCorruptError extends Error {
 
 /** A record's line waiting to be written to this stream; `done` runs once it is on disk. */
 interface PendingLine {
-  bytes: Buffer;
+  readonly text: string;
+  /** UTF-8 bytes of `text`. */
+  readonly bytes: number;
+  /** What is left to write of a line a short write cut (null while none of it is written). */
+  rest: Buffer | null;
   readonly done: (() => void) | null;
-  /** The whole line and the object it was serialized from, for the sinks that copy written lines. */
-  readonly whole: Buffer;
-  readonly record: Record<string, unknown>;
+  /** What the line was made of, for the sinks that copy written lines (null without them, so it is not kept). */
+  readonly record: CanonicalRecord | null;
+  readonly chain: ChainFields;
   /** Set on the last line of a segment: once it is written the file is rotated, stamped with this time (ms). */
   rotateAt?: number;
 }
@@ -43,8 +46,14 @@ function isWriterAction(action: unknown): boolean {
   return action === CHECKPOINT_ACTION || action === RECOVERED_ACTION;
 }
 
+const DAY_MS = 86_400_000;
+/** The last day asked for: every append asks (daily rotation), and almost always for the same day. */
+let lastDay = { number: Number.NaN, text: '' };
+
 export function utcDay(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 10);
+  const number = Math.floor(ms / DAY_MS);
+  if (number !== lastDay.number) lastDay = { number, text: new Date(ms).toISOString().slice(0, 10) };
+  return lastDay.text;
 }
 
 /** When a stream's live file is closed and renamed (docs/audit.md "Rotation"). */
@@ -63,6 +72,7 @@ export interface RecoveredTail {
 export class StreamWriter {
   readonly stream: string;
   readonly path: string;
+  private readonly quotedStream: string;
   /** seq and hash of the last line chained (written or pending). */
   seq = 0;
   prev = GENESIS_HASH;
@@ -87,6 +97,7 @@ export class StreamWriter {
   constructor(dir: string, stream: string) {
     this.dir = dir;
     this.stream = stream;
+    this.quotedStream = JSON.stringify(stream);
     this.path = join(dir, streamFile(stream));
   }
 
@@ -219,21 +230,21 @@ export class StreamWriter {
   }
 
   /**
-   * Chains `body` as the next line of this stream and queues it. `body` is not modified: its
-   * `portcullis` object is copied before this stream's chain fields go in, because the same
-   * record is chained into two streams.
+   * Chains `record` as the next line of this stream and queues it. The record is shared by every
+   * stream it goes to: the line is its canonical JSON with this stream's chain fields spliced in.
    */
-  chain(body: Record<string, unknown>, done: (() => void) | null, signing: boolean, now: number, canonicalBody: string = canonicalJson(hashedBody(body))): void {
-    const portcullis = body['portcullis'] as Record<string, unknown> | undefined;
-    const chain: { stream: string; seq: number; prev: string; hash?: string } = { stream: this.stream, seq: this.seq + 1, prev: this.prev };
-    const line = { ...body, portcullis: { ...portcullis, chain } };
-    chain.hash = chainHash(chain.prev, chain.stream, chain.seq, canonicalBody);
-    this.seq = chain.seq;
+  chain(record: CanonicalRecord, done: (() => void) | null, signing: boolean, now: number): void {
+    const seq = this.seq + 1;
+    const prev = this.prev;
+    const chain: ChainFields = { stream: this.stream, seq, prev, hash: chainHash(prev, this.stream, seq, record.json) };
+    const text = chainedLine(record, chain, this.quotedStream);
+    this.seq = seq;
     this.prev = chain.hash;
-    const bytes = Buffer.from(JSON.stringify(line) + '\n', 'utf8');
-    this.pending.push({ bytes, whole: bytes, record: line, done });
+    // What chainedLine adds to `json` is ASCII (stream names are ids, hashes hex), one byte a character.
+    const bytes = record.bytes + text.length - record.json.length;
+    this.pending.push({ text, bytes, rest: null, done, record: this.onLineWritten === null ? null : record, chain });
     if (this.fileBytes === 0) this.fileDay = utcDay(now);
-    this.fileBytes += bytes.length;
+    this.fileBytes += bytes;
     if (signing) {
       this.unsigned = 0;
       this.firstUnsignedAt = null;
@@ -252,10 +263,10 @@ export class StreamWriter {
     while (this.pending.length > 0) {
       // Up to the end of the current segment, if a rotation is marked.
       const end = this.pending.findIndex((line) => line.rotateAt !== undefined);
-      const lines = end < 0 ? this.pending : this.pending.slice(0, end + 1);
-      const rotateAt = end < 0 ? undefined : lines.at(-1)!.rotateAt!;
+      // A copy: lines chained while this write is under way join the pending list, not this batch.
+      const lines = this.pending.slice(0, end < 0 ? this.pending.length : end + 1);
       const handle = await this.openHandle(sync);
-      const batch = Buffer.concat(lines.map((line) => line.bytes));
+      const batch = batchBytes(lines);
       let written = 0;
       try {
         while (written < batch.length) {
@@ -269,6 +280,8 @@ export class StreamWriter {
         this.settle(written);
       }
       this.needsSync = true;
+      // Read after the write: markRotation may have marked this batch's last line meanwhile.
+      const rotateAt = lines.at(-1)!.rotateAt;
       if (rotateAt === undefined) break;
       this.rotation = { at: rotateAt, linkedTo: null };
       await this.rotate();
@@ -332,14 +345,15 @@ export class StreamWriter {
     let remaining = written;
     let completed = 0;
     for (const line of this.pending) {
-      if (remaining >= line.bytes.length) {
-        remaining -= line.bytes.length;
+      const left = line.rest?.length ?? line.bytes;
+      if (remaining >= left) {
+        remaining -= left;
         completed += 1;
         line.done?.();
-        this.onLineWritten?.(line.whole, line.record);
+        if (this.onLineWritten !== null && line.record !== null) this.onLineWritten(Buffer.from(line.text, 'utf8'), lineObject(line.record.body, line.chain));
         continue;
       }
-      line.bytes = line.bytes.subarray(remaining);
+      if (remaining > 0) line.rest = (line.rest ?? Buffer.from(line.text, 'utf8')).subarray(remaining);
       break;
     }
     this.pending.splice(0, completed);
@@ -366,6 +380,23 @@ export class StreamWriter {
   async close(): Promise<void> {
     await this.dropHandle();
   }
+}
+
+/** The bytes of a batch of lines: one UTF-8 encoding of them all (plus what a short write left of the first). */
+function batchBytes(lines: readonly PendingLine[]): Buffer {
+  let text = '';
+  let start = 0;
+  const rest = lines[0]?.rest ?? null;
+  if (rest !== null) start = 1;
+  for (let i = start; i < lines.length; i++) text += lines[i]!.text;
+  const encoded = Buffer.from(text, 'utf8');
+  return rest === null ? encoded : Buffer.concat([rest, encoded]);
+}
+
+/** The object a line was serialized from: the record with this stream's chain fields in `portcullis`. */
+function lineObject(body: Record<string, unknown>, chain: ChainFields): Record<string, unknown> {
+  const portcullis = body['portcullis'] as Record<string, unknown> | undefined;
+  return { ...body, portcullis: { ...portcullis, chain } };
 }
 
 export async function syncFolder(path: string): Promise<void> {

@@ -4,9 +4,11 @@
  * partner's own stream; signed checkpoints vouch for everything before them. The on-disk
  * format is `chain-format.ts`.
  *
- * The request path only queues (`append` is synchronous). With `flush: interval` a timer writes
- * the queue every `flushIntervalMs` with one write per stream and `datasync`s it, so a crash
- * loses at most one interval; `os` writes at the same pace and leaves syncing to the OS. With
+ * The request path chains (`append` is synchronous: a record is hashed into its streams as it
+ * arrives, a few µs, so no batch of hundreds of records is chained at once behind the requests
+ * that wait for the event loop) and only the write is batched. With `flush: interval` a timer
+ * writes what is chained every `flushIntervalMs` with one write per stream and `datasync`s it, so
+ * a crash loses at most one interval; `os` writes at the same pace and leaves syncing to the OS. With
  * `every-record` an append starts a write+sync cycle at once; records appended while one is
  * running share the next cycle (group commit: one fdatasync per group, not per record), and
  * `onDurable` tells the caller when its record is on disk, so the pipeline can hold the end of
@@ -24,18 +26,18 @@ import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { log } from '../log.ts';
 import type { Snapshot } from '../config/snapshot.ts';
-import { canonicalJson } from '../config/config-hash.ts';
 import {
   CHECKPOINT_ACTION,
   COMBINED_STREAM,
   LINE_LIMITS,
   MAX_LINE_BYTES,
   RECOVERED_ACTION,
-  hashedBody,
+  canonicalRecord,
   checkpointMessage,
   partnerStream,
   segmentBase,
 } from './chain-format.ts';
+import type { CanonicalRecord } from './chain-format.ts';
 import { loadCheckpointSigner } from './signing-key.ts';
 import { FOLDER_MODE, StreamWriter, isPartnerId, utcDay } from './stream-writer.ts';
 import type { RotationPolicy } from './stream-writer.ts';
@@ -44,8 +46,6 @@ import { openStdoutSink } from './sinks/stdout.ts';
 
 /** Room left on a line for `portcullis.chain` (stream name, seq, two hashes). */
 const CHAIN_FIELDS_BYTES = 512;
-/** Records chained between two yields to the event loop. */
-const CHAIN_SLICE = 32;
 const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 5000;
 const PARTNER_FILE_SUFFIX = '.jsonl';
@@ -64,10 +64,10 @@ export type AuditTrailOptions = Omit<Snapshot['audit'], 'rotate' | 'sinks' | 'ot
 
 export interface AuditTrail {
   /**
-   * Queues a record for the combined stream and, when partnerId is set, that partner's stream. Synchronous and cheap (the request path calls it). Returns false when it cannot be accepted (queue full, or the sink is failing): the caller refuses the request (503 audit_unavailable) — nothing is ever dropped silently.
-   * When it returns true and `onDurable` is given, `onDurable` is called exactly once: with null once the record's lines are written in all its streams and (unless `flush` is `os`) fdatasync'ed; with an error when a write or sync failed first (the lines stay queued and are retried, as always) or the record was refused by the writer.
+   * Chains a record into the combined stream and, when partnerId is set, that partner's stream; the write follows with the next cycle. Synchronous and cheap (the request path calls it; pass the `serializeRecord` result when the record is serialized anyway, e.g. for the decision log). Returns false when it cannot be accepted (queue full, the sink is failing, or the record breaks a line limit): the caller refuses the request (503 audit_unavailable) — nothing is ever dropped silently.
+   * When it returns true and `onDurable` is given, `onDurable` is called exactly once: with null once the record's lines are written in all its streams and (unless `flush` is `os`) fdatasync'ed; with an error when a write or sync failed first (the lines stay queued and are retried, as always).
    */
-  append(record: object, partnerId: string | null, onDurable?: DurableCallback): boolean;
+  append(record: object | SerializedRecord, partnerId: string | null, onDurable?: DurableCallback): boolean;
   /** False while the sink is failing or the queue is full. */
   healthy(): boolean;
   /** Writes (and, for `interval`, fsyncs) everything queued. Rejects when something could not be written (it stays queued for the retry). */
@@ -80,12 +80,6 @@ export interface AuditTrail {
   readonly flushPolicy?: AuditTrailOptions['flush'];
   /** `queued`: records accepted and not yet on disk in all their streams; `lastError`: the most recent write error, kept after recovery. */
   stats(): { queued: number; written: number; failedWrites: number; lastError: string | null };
-}
-
-interface QueuedRecord {
-  readonly body: Record<string, unknown>;
-  readonly partnerId: string | null;
-  readonly onDurable: DurableCallback | null;
 }
 
 /** A record whose caller waits for it to be durable: its streams, and how many of its lines are not written yet. */
@@ -118,9 +112,8 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
   };
   if (sinks.length > 0) streams.get(COMBINED_STREAM)!.onLineWritten = feedSinks;
 
-  let queue: QueuedRecord[] = [];
-  /** Records taken off the queue whose lines are not on disk in every stream yet. */
-  let inFlight = 0;
+  /** Records accepted whose lines are not on disk in every stream yet. */
+  let unwritten = 0;
   let written = 0;
   let failedWrites = 0;
   let consecutiveFailures = 0;
@@ -130,7 +123,7 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
   let closing: Promise<void> | null = null;
   let timer: NodeJS.Timeout | null = null;
   let cycles: Promise<void> = Promise.resolve();
-  /** every-record: a cycle is queued that has not taken the queue yet (later appends join it). */
+  /** every-record: a cycle is queued that has not started writing yet (later appends join it). */
   let cycleRequested = false;
   let awaited: AwaitedRecord[] = [];
 
@@ -174,65 +167,55 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
     // The signature covers this line's own seq and prev, so it vouches for every line before it.
     const signature = signer.sign(checkpointMessage(writer.stream, writer.seq + 1, writer.prev));
     writer.chain(
-      {
-        '@timestamp': at.toISOString(),
-        event: { kind: 'event', action: CHECKPOINT_ACTION, outcome: 'success' },
-        portcullis: { checkpoint: { key_id: signer.keyId, alg: 'Ed25519', signature } },
-      },
+      canonicalRecord(
+        {
+          '@timestamp': at.toISOString(),
+          event: { kind: 'event', action: CHECKPOINT_ACTION, outcome: 'success' },
+          portcullis: { checkpoint: { key_id: signer.keyId, alg: 'Ed25519', signature } },
+        },
+        false,
+      ),
       null,
       true,
       at.getTime(),
     );
   };
 
-  /** One pass: chain the queue into its streams, add the checkpoints that are due, write. */
+  /** Chains an accepted record into the combined stream and, with a partner, that partner's stream. */
+  const chainRecord = (record: CanonicalRecord, partnerId: string | null, onDurable: DurableCallback | null): void => {
+    const at = now();
+    const atMs = at.getTime();
+    const combined = streamFor(COMBINED_STREAM);
+    const partner = partnerId === null ? null : streamFor(partnerStream(partnerId));
+    let remaining = partner === null ? 1 : 2;
+    const waiter: AwaitedRecord | null = onDurable === null ? null : { onDurable, writers: partner === null ? [combined] : [combined, partner], linesLeft: remaining };
+    const done = (): void => {
+      remaining -= 1;
+      if (waiter !== null) waiter.linesLeft -= 1;
+      if (remaining === 0) {
+        unwritten -= 1;
+        written += 1;
+      }
+    };
+    unwritten += 1;
+    if (waiter !== null) awaited.push(waiter);
+    chainInto(combined, record, done, at, atMs);
+    if (partner !== null) chainInto(partner, record, done, at, atMs);
+  };
+
+  const chainInto = (writer: StreamWriter, record: CanonicalRecord, done: () => void, at: Date, atMs: number): void => {
+    if (writer.rotationDue(rotation, atMs, record.bytes + CHAIN_FIELDS_BYTES + CHECKPOINT_LINE_BYTES)) rotate(writer, at);
+    writer.chain(record, done, false, atMs);
+    if (writer.unsigned >= options.checkpointEvery) checkpoint(writer, at);
+  };
+
+  /** One pass: add the checkpoints that are due, write what is chained. */
   const cycle = async (final: boolean): Promise<void> => {
     cycleRequested = false;
     const at = now();
     const atMs = at.getTime();
-    const batch = queue;
-    queue = [];
-    inFlight += batch.length;
     // A new UTC day starts a new file for every stream, busy or idle.
     for (const writer of streams.values()) if (rotation.daily && writer.rotationDue({ maxBytes: Number.POSITIVE_INFINITY, daily: true }, atMs, 0)) rotate(writer, at);
-    let sinceYield = 0;
-    for (const { body, partnerId, onDurable } of batch) {
-      // Chaining costs tens of µs per record on the gateway's own thread: yield between slices
-      // so a large batch never holds requests back for milliseconds (tail latency).
-      if (++sinceYield === CHAIN_SLICE) {
-        sinceYield = 0;
-        await new Promise<void>((resolve) => setImmediate(resolve));
-      }
-      const targets = partnerId === null ? [COMBINED_STREAM] : [COMBINED_STREAM, partnerStream(partnerId)];
-      let remaining = targets.length;
-      const waiter: AwaitedRecord | null = onDurable === null ? null : { onDurable, writers: [], linesLeft: targets.length };
-      const done = (): void => {
-        remaining -= 1;
-        if (waiter !== null) waiter.linesLeft -= 1;
-        if (remaining === 0) {
-          inFlight -= 1;
-          written += 1;
-        }
-      };
-      // One canonical form per record, shared by every stream it is chained into.
-      const canonicalBody = canonicalJson(hashedBody(body));
-      // A line `audit verify` would refuse to read is never written (chain-format.ts limits);
-      // such a record is refused loudly, never silently.
-      if (Buffer.byteLength(canonicalBody) > MAX_LINE_BYTES - CHAIN_FIELDS_BYTES) {
-        inFlight -= 1;
-        log('error', 'audit.record_refused', { reason: `record is longer than ${MAX_LINE_BYTES - CHAIN_FIELDS_BYTES} bytes` });
-        onDurable?.(new Error(`audit trail: record refused: longer than ${MAX_LINE_BYTES - CHAIN_FIELDS_BYTES} bytes`));
-        continue;
-      }
-      if (waiter !== null) awaited.push(waiter);
-      for (const target of targets) {
-        const writer = streamFor(target);
-        waiter?.writers.push(writer);
-        if (writer.rotationDue(rotation, atMs, canonicalBody.length + CHAIN_FIELDS_BYTES + CHECKPOINT_LINE_BYTES)) rotate(writer, at);
-        writer.chain(body, done, false, atMs, canonicalBody);
-        if (writer.unsigned >= options.checkpointEvery) checkpoint(writer, at);
-      }
-    }
     for (const writer of streams.values()) {
       const due = writer.firstUnsignedAt !== null && (final || atMs - writer.firstUnsignedAt >= options.checkpointIntervalMs);
       if (writer.unsigned > 0 && due) checkpoint(writer, at);
@@ -254,7 +237,7 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
         log('error', 'audit.write_failed', {
           streams: failures.map((failure) => failure.writer.stream),
           error: String(failures[0]!.error),
-          records_waiting: queue.length + inFlight,
+          records_waiting: unwritten,
         });
       }
     } else if (failing) {
@@ -264,7 +247,7 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
     } else {
       consecutiveFailures = 0;
     }
-    if (queueFull && queue.length + inFlight < options.maxQueue) {
+    if (queueFull && unwritten < options.maxQueue) {
       queueFull = false;
       log('info', 'audit.queue_available', { max_queue: options.maxQueue });
     }
@@ -303,7 +286,7 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
   schedule();
 
   const unwrittenError = (what: string): Error =>
-    new Error(`audit trail: ${queue.length + inFlight} record(s) ${what}: ${lastError ?? 'unknown error'}`);
+    new Error(`audit trail: ${unwritten} record(s) ${what}: ${lastError ?? 'unknown error'}`);
 
   const refuse = (reason: string): false => {
     log('error', 'audit.record_refused', { reason });
@@ -317,7 +300,7 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
 
     append(record, partnerId, onDurable) {
       if (closing !== null || failing) return false;
-      if (queue.length + inFlight >= options.maxQueue) {
+      if (unwritten >= options.maxQueue) {
         if (!queueFull) {
           queueFull = true;
           log('error', 'audit.queue_full', { max_queue: options.maxQueue });
@@ -326,19 +309,31 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
       }
       // Partner ids come from validated config; anything else could name a file outside partners/.
       if (partnerId !== null && !isPartnerId(partnerId)) return refuse('partner id is not a valid id');
-      const body = snapshotOf(record);
-      if (typeof body === 'string') return refuse(body);
+      const serialized = record instanceof SerializedRecord ? record : serializeRecord(record);
+      if (typeof serialized === 'string') return refuse(serialized);
+      const body = serialized.record.body;
       // `audit verify` pairs partner and combined streams by the record's own partner id: a
       // record filed under another partner than it names would read as tampering.
       const named = ((body['portcullis'] as { partner?: { id?: unknown } } | undefined)?.partner?.id) ?? null;
       if (named !== partnerId) return refuse(`record names partner ${JSON.stringify(named)} but was appended for ${JSON.stringify(partnerId)}`);
-      queue.push({ body, partnerId, onDurable: onDurable ?? null });
+      // A line `audit verify` would refuse to read is never written (chain-format.ts limits).
+      if (serialized.record.bytes > MAX_LINE_BYTES - CHAIN_FIELDS_BYTES) return refuse(`record is longer than ${MAX_LINE_BYTES - CHAIN_FIELDS_BYTES} bytes`);
+      try {
+        chainRecord(serialized.record, partnerId, onDurable ?? null);
+      } catch (error) {
+        // Not expected (chaining is hashing and, every checkpointEvery lines, signing): fail
+        // closed until a write cycle succeeds again, rather than throw into the request path.
+        failing = true;
+        lastError = `chaining a record failed: ${String(error)}`;
+        log('error', 'audit.chain_failed', { error: String(error) });
+        return false;
+      }
       if (writeEachRecord) requestCycle();
       return true;
     },
 
     healthy() {
-      return closing === null && !failing && queue.length + inFlight < options.maxQueue;
+      return closing === null && !failing && unwritten < options.maxQueue;
     },
 
     async flush() {
@@ -363,7 +358,7 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
     },
 
     stats() {
-      return { queued: queue.length + inFlight, written, failedWrites, lastError };
+      return { queued: unwritten, written, failedWrites, lastError };
     },
   };
 }
@@ -381,12 +376,35 @@ async function openSinks(options: AuditTrailOptions): Promise<AuditSink[]> {
   return sinks;
 }
 
+/** Proof that `serializeRecord` made a value: only it holds this. */
+const MINT = Symbol('SerializedRecord');
+
+/**
+ * A record checked against the line limits and serialized once, in canonical form: the decision
+ * log writes `json`, and every stream of the trail chains it without serializing it again. Only
+ * `serializeRecord` makes one, so the trail can take `json` for the record's canonical form.
+ */
+export class SerializedRecord {
+  readonly record: CanonicalRecord;
+  private constructor(mint: symbol, record: CanonicalRecord) {
+    if (mint !== MINT) throw new TypeError('SerializedRecord: made by serializeRecord only');
+    this.record = record;
+  }
+  /** The record as one line of JSON (canonical: sorted keys), without the newline. */
+  get json(): string {
+    return this.record.json;
+  }
+  static of(record: CanonicalRecord): SerializedRecord {
+    return new SerializedRecord(MINT, record);
+  }
+}
+
 /**
  * The record as it will be chained, or why it is refused. The trail takes ownership of the
  * record: the pipeline builds a fresh plain-JSON object per decision and never touches it again,
  * so no defensive copy is made on the request path (a copy cost more than the rest of append).
  */
-function snapshotOf(record: object): Record<string, unknown> | string {
+export function serializeRecord(record: object): SerializedRecord | string {
   if (record === null || typeof record !== 'object' || Array.isArray(record)) return 'record is not a JSON object';
   const fields = record as Record<string, unknown>;
   const portcullis = fields['portcullis'];
@@ -395,27 +413,67 @@ function snapshotOf(record: object): Record<string, unknown> | string {
   }
   // `portcullis.chain` adds one member to `portcullis`.
   if (portcullis !== undefined && Object.keys(portcullis).length >= LINE_LIMITS.maxMembers) return `record.portcullis has ${LINE_LIMITS.maxMembers} members or more`;
-  const tooComplex = exceedsLineLimits(fields, 1);
-  if (tooComplex !== null) return tooComplex;
+  // Each stream writes its own `portcullis.chain` into the line: one from the record would be a second, forged one.
+  if (portcullis !== undefined && Object.hasOwn(portcullis, 'chain')) return 'record.portcullis.chain is reserved for the trail';
   // Checkpoints and recovery notes are the writer's own lines; a record cannot pose as one.
   const action = (fields['event'] as { action?: unknown } | undefined)?.action;
   if (action === CHECKPOINT_ACTION || action === RECOVERED_ACTION) return `event.action "${String(action)}" is reserved for the trail`;
-  return fields;
+  const walk: Walk = { problem: null, sorted: true, topSorted: isPlain(fields) };
+  checkLineLimits(fields, 1, walk);
+  if (walk.problem !== null) return walk.problem;
+  return SerializedRecord.of(canonicalRecord(fields, walk.sorted, walk.topSorted));
 }
 
-/** Why `value` (a container at `depth`, the line being depth 1) breaks LINE_LIMITS, or null. */
-function exceedsLineLimits(value: unknown, depth: number): string | null {
+interface Walk {
+  problem: string | null;
+  /** Every object below the top is a plain object with its keys in canonical order (so JSON.stringify is canonical). */
+  sorted: boolean;
+  /** The same of the record itself. */
+  topSorted: boolean;
+}
+
+/** A plain object: JSON.stringify writes its own members, no toJSON of a class. */
+function isPlain(object: object): boolean {
+  const proto = Object.getPrototypeOf(object);
+  return proto === Object.prototype || proto === null;
+}
+
+/** Notes in `walk` why `value` (a container at `depth`, the line being depth 1) breaks LINE_LIMITS, and whether it is in canonical order. */
+function checkLineLimits(value: unknown, depth: number, walk: Walk): void {
   const type = typeof value;
-  if (type === 'bigint' || type === 'function' || type === 'symbol') return `record holds a ${type}, which JSON cannot carry`;
-  if (value === null || typeof value !== 'object') return null;
-  if (depth > LINE_LIMITS.maxDepth) return `record nests deeper than ${LINE_LIMITS.maxDepth} levels`;
-  const children = Array.isArray(value) ? value : Object.values(value);
-  if (children.length > LINE_LIMITS.maxMembers) return `record has an object or array of more than ${LINE_LIMITS.maxMembers} members`;
-  for (const child of children) {
-    const problem = exceedsLineLimits(child, depth + 1);
-    if (problem !== null) return problem;
+  if (type === 'bigint' || type === 'function' || type === 'symbol') {
+    walk.problem = `record holds a ${type}, which JSON cannot carry`;
+    return;
   }
-  return null;
+  if (value === null || type !== 'object') return;
+  if (depth > LINE_LIMITS.maxDepth) {
+    walk.problem = `record nests deeper than ${LINE_LIMITS.maxDepth} levels`;
+    return;
+  }
+  if (Array.isArray(value)) {
+    if (value.length > LINE_LIMITS.maxMembers) {
+      walk.problem = `record has an object or array of more than ${LINE_LIMITS.maxMembers} members`;
+      return;
+    }
+    if (Object.getPrototypeOf(value) !== Array.prototype) walk.sorted = false;
+    for (let i = 0; i < value.length && walk.problem === null; i++) checkLineLimits(value[i], depth + 1, walk);
+    return;
+  }
+  const object = value as Record<string, unknown>;
+  const keys = Object.keys(object);
+  if (keys.length > LINE_LIMITS.maxMembers) {
+    walk.problem = `record has an object or array of more than ${LINE_LIMITS.maxMembers} members`;
+    return;
+  }
+  // A Date or any other class may serialize through toJSON, which canonicalJson does not call.
+  if (depth > 1 && walk.sorted && !isPlain(object)) walk.sorted = false;
+  for (let i = 0; i < keys.length && walk.problem === null; i++) {
+    if (i > 0 && !(keys[i - 1]! < keys[i]!)) {
+      if (depth > 1) walk.sorted = false;
+      else walk.topSorted = false;
+    }
+    checkLineLimits(object[keys[i]!], depth + 1, walk);
+  }
 }
 
 /**
@@ -455,12 +513,15 @@ async function recoverStreams(
     log('warn', 'audit.torn_line_discarded', { stream: name, path: writer.path, discarded_bytes: tail.discardedBytes });
     const at = now();
     writer.chain(
-      {
-        '@timestamp': at.toISOString(),
-        event: { kind: 'event', action: RECOVERED_ACTION, outcome: 'success' },
-        message: `discarded ${tail.discardedBytes} byte(s) of a torn final line (a write cut short by a crash)`,
-        portcullis: { recovered: { discarded_bytes: tail.discardedBytes } },
-      },
+      canonicalRecord(
+        {
+          '@timestamp': at.toISOString(),
+          event: { kind: 'event', action: RECOVERED_ACTION, outcome: 'success' },
+          message: `discarded ${tail.discardedBytes} byte(s) of a torn final line (a write cut short by a crash)`,
+          portcullis: { recovered: { discarded_bytes: tail.discardedBytes } },
+        },
+        false,
+      ),
       null,
       false,
       at.getTime(),

@@ -19,95 +19,96 @@ export interface Outcome {
 }
 
 
+/**
+ * Members are written in canonical order (keys sorted at every level, as `canonicalJson` sorts
+ * them): the audit trail then serializes the record with one `JSON.stringify` instead of sorting
+ * it (trail.ts serializeRecord checks the order and falls back to sorting when it is not met).
+ */
 export function decisionRecord(ctx: DecisionInput, outcome: Outcome, endedAt: bigint): object {
   const totalNs = endedAt - ctx.startedAt;
   const upstreamNs =
     ctx.upstreamStartedAt !== null ? (ctx.upstreamHeadersAt ?? endedAt) - ctx.upstreamStartedAt : 0n;
   const route = ctx.route;
+  const principal = ctx.principal;
   return {
     '@timestamp': ctx.receivedAt.toISOString(),
     event: {
-      kind: 'event',
-      category: ['web'],
-      type: [outcome.decision === 'allow' ? 'allowed' : 'denied'],
       action: 'gateway.request',
+      category: ['web'],
+      duration: Number(totalNs),
+      kind: 'event',
       outcome: outcome.decision === 'allow' && outcome.reason === 'allowed' ? 'success' : 'failure',
       reason: outcome.reason,
-      duration: Number(totalNs),
+      type: [outcome.decision === 'allow' ? 'allowed' : 'denied'],
     },
     http: {
-      version: ctx.httpVersion,
       request: { id: ctx.requestId, method: bounded(ctx.method) },
       response: { status_code: outcome.status },
+      version: ctx.httpVersion,
     },
-    url: { path: bounded(ctx.path) },
-    source: { ip: ctx.clientIp, port: ctx.clientPort },
-    ...(ctx.tls
-      ? {
-          tls: {
-            version: ctx.tls.protocol,
-            cipher: ctx.tls.cipher,
-            next_protocol: ctx.tls.alpn,
-            client: { server_name: ctx.tls.sni, ...clientCertificateFields(ctx) },
-          },
-        }
-      : {}),
-    trace: { id: ctx.traceId || null },
-    span: { id: ctx.spanId || null },
+    // Who called, under which agreement, with which credential — never the credential itself:
+    // ids, the token's `jti` and issuer, the scopes it carried, the declared purpose.
     portcullis: {
-      decision: outcome.decision,
-      reason: outcome.reason,
-      ...(outcome.detail ? { detail: outcome.detail } : {}),
-      listener: ctx.listener.name,
-      zone: ctx.listener.zone,
-      host: bounded(ctx.host),
-      route: route?.id ?? null,
+      ...(principal !== null ? { agreement: { id: principal.partner.agreement?.id ?? null } } : {}),
       api: route?.apiId ?? null,
-      ...principalFields(ctx),
-      decided_by: ctx.decidedBy,
-      flags: ctx.flags,
       config_hash: ctx.snapshot.hash,
-      upstream: {
-        id: route && ctx.upstreamCalled ? route.upstream.id : null,
-        called: ctx.upstreamCalled,
-        status: ctx.upstreamStatus,
-      },
+      ...(principal !== null ? { credential: { id: principal.credential.id, long_lived: principal.longLived, type: principal.credentialType } } : {}),
+      decided_by: ctx.decidedBy,
+      decision: outcome.decision,
+      ...(outcome.detail ? { detail: outcome.detail } : {}),
+      flags: ctx.flags,
+      host: bounded(ctx.host),
       latency: {
         gateway_ms: Number((totalNs - upstreamNs) / 1000n) / 1000,
         upstream_ms: Number(upstreamNs / 1000n) / 1000,
       },
+      listener: ctx.listener.name,
+      partner: principal !== null ? { id: principal.partner.id, tier: principal.partner.tier } : null,
+      ...(principal !== null ? { purpose: ctx.purpose } : {}),
+      reason: outcome.reason,
+      route: route?.id ?? null,
+      ...(principal !== null
+        ? {
+            scopes: [...principal.scopes],
+            token: principal.tokenId !== null || principal.issuer !== null ? { iss: principal.issuer, jti: principal.tokenId } : null,
+          }
+        : {}),
+      upstream: {
+        called: ctx.upstreamCalled,
+        id: route && ctx.upstreamCalled ? route.upstream.id : null,
+        status: ctx.upstreamStatus,
+      },
+      zone: ctx.listener.zone,
     },
+    source: { ip: ctx.clientIp, port: ctx.clientPort },
+    span: { id: ctx.spanId || null },
+    ...(ctx.tls
+      ? {
+          tls: {
+            cipher: ctx.tls.cipher,
+            client: clientFields(ctx, ctx.tls.sni),
+            next_protocol: ctx.tls.alpn,
+            version: ctx.tls.protocol,
+          },
+        }
+      : {}),
+    trace: { id: ctx.traceId || null },
+    url: { path: bounded(ctx.path) },
   };
 }
 
-/** ECS `tls.client.*` of a presented client certificate: who it names, never its key. */
-function clientCertificateFields(ctx: DecisionInput): object {
+/** ECS `tls.client.*`: the SNI, and who a presented client certificate names — never its key. */
+function clientFields(ctx: DecisionInput, serverName: unknown): object {
   const certificate = ctx.clientCertificate;
-  if (certificate === null) return {};
+  if (certificate === null) return { server_name: serverName };
   const { facts } = certificate;
   return {
     hash: { sha256: facts.fingerprintSha256 },
-    subject: bounded(facts.subject),
     issuer: bounded(facts.issuer),
     not_after: facts.notAfter,
+    server_name: serverName,
+    subject: bounded(facts.subject),
     x509: { serial_number: facts.serial },
-  };
-}
-
-/**
- * Who called, under which agreement, with which credential — never the credential itself:
- * ids, the token's `jti` and issuer, the scopes it carried, the declared purpose.
- */
-function principalFields(ctx: DecisionInput): object {
-  const principal = ctx.principal;
-  if (principal === null) return { partner: null };
-  return {
-    partner: { id: principal.partner.id, tier: principal.partner.tier },
-    agreement: { id: principal.partner.agreement?.id ?? null },
-    credential: { id: principal.credential.id, type: principal.credentialType, long_lived: principal.longLived },
-    token: principal.tokenId !== null || principal.issuer !== null ? { jti: principal.tokenId, iss: principal.issuer } : null,
-    scopes: [...principal.scopes],
-    purpose: ctx.purpose,
   };
 }
 

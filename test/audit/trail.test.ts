@@ -322,8 +322,8 @@ test('append refuses what could escape the folder or pose as the writer\'s own l
   assert.equal(trail.append({ list: Array(LINE_LIMITS.maxMembers + 1).fill(0) }, null), false);
   assert.equal(trail.append({ portcullis: Object.fromEntries(Array.from({ length: LINE_LIMITS.maxMembers }, (_, i) => [`k${i}`, i])) }, null), false);
   assert.equal(trail.stats().queued, 0);
-  // Too long for a line: known only once serialized, off the request path — refused loudly there.
-  assert.equal(trail.append({ blob: 'x'.repeat(MAX_LINE_BYTES) }, null), true);
+  // Too long for a line: serialized (and chained) in append, so refused there, loudly.
+  assert.equal(trail.append({ blob: 'x'.repeat(MAX_LINE_BYTES) }, null), false);
   await trail.flush();
   assert.ok(logEvents.includes('audit.record_refused'));
   assert.equal(trail.healthy(), true, 'a refused record does not make the trail unhealthy');
