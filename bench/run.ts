@@ -19,6 +19,8 @@ import type { Row, Sample } from './lib/report.ts';
 import { coresTable, resultsTable, summarise, verdicts } from './lib/report.ts';
 import { clkTck, httpGet, onInterrupt, stopAll } from './lib/procs.ts';
 import { measure, waitForQuiet } from './lib/measure.ts';
+import { measureTls } from './lib/measure-tls.ts';
+import { tlsGet } from './lib/tls-load.ts';
 import { ensureTool, gitCommit, machine, versionOf } from './lib/system.ts';
 import { TARGETS } from './targets/index.ts';
 import { startUpstream } from './targets/upstream.ts';
@@ -29,14 +31,16 @@ const REPO_ROOT = dirname(BENCH_DIR);
 const USAGE = `Usage: node run.ts [options]      (npm run bench -- [options])
 
 Measures req/s, p50/p99 latency, CPU µs per request and RSS of each target, with wrk pinned
-to one core and the targets + nginx upstream pinned to another.
+to one core and the targets + nginx upstream pinned to another. The TLS / mTLS rows are driven
+by a Node TLS load generator (lib/tls-load.ts) on the same core with the same --connections:
+wrk cannot present a client certificate.
 
 Options:
   --rounds N            measured rounds per target, interleaved (default 3)
   --duration SECONDS    length of each measured run (default 10)
   --warmup SECONDS      unmeasured run before each measured one (default 3; 0 to skip)
   --connections N       wrk connections (default 50)
-  --threads N           wrk threads (default 1)
+  --threads N           wrk threads (default 1; the TLS load generator is one thread)
   --quick               smoke run: 1 round, 2 s, 1 s warm-up
   --targets A,B         only these targets (plus the baseline and the rows they are compared
                         with); default all
@@ -267,7 +271,8 @@ async function main(argv: string[]): Promise<number> {
         row.cpuOf = started.cpuOf;
         const checks = started.checkRequests ?? [{}];
         for (const extra of checks) {
-          const check = await httpGet(started.url, { ...headersOf(started), ...extra });
+          const headers = { ...headersOf(started), ...extra };
+          const check = started.tlsLoad ? await tlsGet(started.url, headers, started.tlsLoad) : await httpGet(started.url, headers);
           if (check.status !== 200 || check.body !== upstream.body) {
             // The decision record is written when the exchange is over: give it a moment.
             if (check.status !== 200 && started.diagnose) await new Promise((resolve) => setTimeout(resolve, 300));
@@ -318,23 +323,34 @@ async function main(argv: string[]): Promise<number> {
             if (!quiet.quiet) log(`bench: the machine is busy with other processes (${busy}) after waiting ${quiet.waitedSeconds.toFixed(0)} s; measuring anyway`);
             else if (quiet.waitedSeconds > 1.5) log(`bench: waited ${quiet.waitedSeconds.toFixed(0)} s for other processes to quiet down`);
           }
-          const next = await measure(
-            target,
-            upstream,
-            {
-              url: target.url,
-              headers: headersOf(target),
-              ...(target.wrkScript ? { script: target.wrkScript } : {}),
-              cpu: settings.loadCpu,
-              threads: settings.threads,
-              connections: settings.connections,
-            },
-            { round, warmup: settings.warmup, duration: settings.duration },
-            cores,
-            abort.signal,
-          );
+          const timing = { round, warmup: settings.warmup, duration: settings.duration };
+          const next = target.tlsLoad
+            ? await measureTls(
+                target,
+                upstream,
+                { node: ctx.node, url: target.url, headers: headersOf(target), tls: target.tlsLoad, cpu: settings.loadCpu, connections: settings.connections },
+                timing,
+                cores,
+                abort.signal,
+              )
+            : await measure(
+                target,
+                upstream,
+                {
+                  url: target.url,
+                  headers: headersOf(target),
+                  ...(target.wrkScript ? { script: target.wrkScript } : {}),
+                  cpu: settings.loadCpu,
+                  threads: settings.threads,
+                  connections: settings.connections,
+                },
+                timing,
+                cores,
+                abort.signal,
+              );
           next.attempt = attempt + 1;
           log(progressLine(row.target, next, settings.rounds));
+          if ('firstSocketError' in next) log(`bench: ${row.target}: first socket error: ${next.firstSocketError}`);
           if (!sample || noise(next) < noise(sample)) sample = next;
           if (noise(sample) <= NOISE_LIMIT) break;
           if (attempt < settings.retries) log(`bench: ${row.target}: other processes took ${noise(next).toFixed(0)}% of a pinned core; measuring again`);
@@ -349,7 +365,7 @@ async function main(argv: string[]): Promise<number> {
         }
         if (target.afterRun) {
           try {
-            log(`bench: ${row.target}: ${await target.afterRun()}`);
+            log(`bench: ${row.target}: ${await target.afterRun(sample!)}`);
           } catch (error) {
             await fail(row, (error as Error).message);
           }

@@ -3,6 +3,7 @@
  * benchmark means adding an entry there.
  */
 import type { Proc } from './procs.ts';
+import type { Sample } from './report.ts';
 
 /** The shared upstream every target ends at: a small nginx returning a fixed JSON body. */
 export interface Upstream {
@@ -39,6 +40,38 @@ export interface BenchContext {
   wrkThreads: number;
 }
 
+/**
+ * A row driven by the Node TLS load generator (`lib/tls-load.ts`) instead of wrk, which cannot
+ * present a client certificate. The rows it is compared with use it too, over TLS, so that a
+ * ratio between rows never mixes two load generators.
+ */
+export interface TlsLoad {
+  /** PEM file of the CA the server certificate must chain to (it is verified). */
+  ca: string;
+  /** SNI, and the name the server certificate is checked against (a TLS listener wants SNI = Host). */
+  servername: string;
+  /** PEM files of the client certificate chain (leaf first) and its key: mutual TLS. */
+  clientCertificate?: { cert: string; key: string };
+  /**
+   * A new TLS connection, with a full handshake, for every request (`Connection: close`, no
+   * session offered for resumption). Default: keep-alive, one request in flight per connection.
+   */
+  newConnectionPerRequest?: boolean;
+}
+
+/** Connections the TLS load generator opened during a measured run. */
+export interface ConnectionCounts {
+  /** `--connections`: how many it keeps open at once. */
+  configured: number;
+  /** TLS connections it opened (completed handshakes or not). */
+  opened: number;
+  /** Of those, handshakes that resumed an earlier session (a new-connection row wants none). */
+  resumed: number;
+}
+
+/** A measured run as `afterRun` sees it: the TLS load generator's runs also count connections. */
+export type MeasuredRun = Sample & { connections?: ConnectionCounts };
+
 /** A wrk Lua script (`wrk -s <path> <url> -- <args…>`) that builds each request itself. */
 export interface WrkScript {
   path: string;
@@ -72,9 +105,11 @@ export interface RunningTarget {
    * distinct tokens its last decision records name). Throws when the run was not what the row
    * claims to measure; the row then fails.
    */
-  afterRun?(): string | Promise<string>;
+  afterRun?(run: MeasuredRun): string | Promise<string>;
   /** After a run with refused requests: why the target refused them (e.g. from its decision log). */
   diagnose?(): string | undefined;
+  /** Drive this row with the TLS load generator instead of wrk (`url` is then `https://…`). */
+  tlsLoad?: TlsLoad;
 }
 
 /** A performance goal of a target, checked against another target (the baseline). */

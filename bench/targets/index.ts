@@ -1,7 +1,7 @@
 /**
  * The table of targets. Every target serves `GET <ctx.path>` with `Host: <ctx.host>` and must
  * return the upstream's body unchanged; each row of the report is one entry here, in this order.
- * To add a row (mTLS, HAProxy + jwt_verify, …), add an entry.
+ * To add a row (HAProxy + jwt_verify, …), add an entry.
  */
 import { join } from 'node:path';
 import type { Target } from '../lib/target.ts';
@@ -9,6 +9,8 @@ import { freePort, spawnPinned, stop, waitForPort } from '../lib/procs.ts';
 import { plainConfig, serveUnavailable, startPortcullis } from './portcullis.ts';
 import type { JwtAlgorithm } from './jwt.ts';
 import { BENCH_RATE_LIMIT, startJwtTarget } from './jwt.ts';
+import { startMtlsTarget } from './mtls.ts';
+import { auditTarget } from './audit.ts';
 
 /**
  * Issue 3: the cached full authorization path may cost at most 25 % of the plain proxy path's
@@ -33,6 +35,14 @@ function rateLimitTarget(mode: 'local' | 'redis'): Target {
     start: (ctx) => startJwtTarget(ctx, name, 'RS256', true, { rateLimit: mode }),
   };
 }
+
+/**
+ * Issue 4: on a kept-alive connection, a request over mutual TLS with a certificate-bound token
+ * (OCSP answer cached) costs at most 10 % more than the same call over TLS without a client
+ * certificate: at least 0.90× its throughput. All three rows are driven by the TLS load
+ * generator (lib/tls-load.ts), so their ratios compare like with like.
+ */
+const MTLS_GOAL = { against: 'portcullis-tls-jwt-keepalive', minThroughputRatio: 0.9, lowerP99: false } as const;
 
 function jwtTarget(alg: JwtAlgorithm, cached: boolean): Target {
   const name = `portcullis-jwt-${alg.toLowerCase()}${cached ? '' : '-uncached'}`;
@@ -94,4 +104,31 @@ export const TARGETS: readonly Target[] = [
   jwtTarget('ES256', false),
   rateLimitTarget('local'),
   rateLimitTarget('redis'),
+  // Issue 6: the cost of the audit trail (targets/audit.ts).
+  auditTarget('off'),
+  auditTarget('interval'),
+  auditTarget('every-record'),
+  // Issue 4: mutual TLS and certificate-bound tokens (targets/mtls.ts).
+  {
+    name: 'portcullis-tls-jwt-keepalive',
+    description:
+      'TLS load generator → Portcullis over TLS, no client certificate (as portcullis-jwt-rs256: RS256 bearer token, cached; scope, CEL rule, agreement + grant), keep-alive → nginx',
+    unavailable: serveUnavailable,
+    start: (ctx) => startMtlsTarget(ctx, 'portcullis-tls-jwt-keepalive', 'tls'),
+  },
+  {
+    name: 'portcullis-mtls-jwt-bound-keepalive',
+    description:
+      'as portcullis-tls-jwt-keepalive over mutual TLS: client certificate required, partner CA + OCSP (openssl ocsp, answer cached), token bound to the certificate (cnf.x5t#S256), route require_sender_constrained',
+    goal: MTLS_GOAL,
+    unavailable: serveUnavailable,
+    start: (ctx) => startMtlsTarget(ctx, 'portcullis-mtls-jwt-bound-keepalive', 'mtls'),
+  },
+  {
+    name: 'portcullis-mtls-jwt-bound-new-connection',
+    description: 'as portcullis-mtls-jwt-bound-keepalive, but a new TLS connection (full handshake with the client certificate) for every request',
+    compare: 'portcullis-mtls-jwt-bound-keepalive',
+    unavailable: serveUnavailable,
+    start: (ctx) => startMtlsTarget(ctx, 'portcullis-mtls-jwt-bound-new-connection', 'mtls-new-connection'),
+  },
 ];

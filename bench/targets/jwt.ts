@@ -228,10 +228,20 @@ export interface JwtTargetOptions {
    * Cached rows only.
    */
   rateLimit?: 'local' | 'redis';
+  /** Top-level YAML appended to the config (issue 6: an `audit:` section). */
+  extraConfig?: string;
+  /** Added to the gateway's environment. */
+  env?: Record<string, string>;
 }
 
 /** Starts a Portcullis target on the full authorization path with `alg` tokens, `cached` or not. */
-export async function startJwtTarget(ctx: BenchContext, name: string, alg: JwtAlgorithm, cached: boolean, options: JwtTargetOptions = {}): Promise<RunningTarget> {
+export async function startJwtTarget(
+  ctx: BenchContext,
+  name: string,
+  alg: JwtAlgorithm,
+  cached: boolean,
+  options: JwtTargetOptions = {},
+): Promise<RunningTarget & { opsPort?: number }> {
   const paths = portcullisPaths(ctx, name);
   const issuerDir = join(paths.dir, 'issuer');
   mkdirSync(issuerDir, { recursive: true });
@@ -250,12 +260,17 @@ export async function startJwtTarget(ctx: BenchContext, name: string, alg: JwtAl
     return startRateLimitTarget(ctx, name, { alg, jwksFile, lifetimeSeconds }, issuer, bearer(tokens[0]!), options.rateLimit);
   }
 
-  const { opsPort, ...running } = await startPortcullis(ctx, name, (c, ports, stateDir) => jwtConfig(c, ports, stateDir, { alg, jwksFile, lifetimeSeconds }));
+  const { opsPort, ...running } = await startPortcullis(
+    ctx,
+    name,
+    (c, ports, stateDir) => jwtConfig(c, ports, stateDir, { alg, jwksFile, lifetimeSeconds }) + (options.extraConfig ?? ''),
+    options.env,
+  );
   const cacheCounter = tokenCacheCounter(`http://127.0.0.1:${opsPort}/metrics`);
   await cacheCounter(); // the baseline (the start-up check's few lookups fall in the first delta)
   const audit = async () => `${auditDecisionLog(paths.decisionLog, cached)}; ${checkCacheLookups(await cacheCounter(), cached)}`;
   const diagnose = () => refusals(paths.decisionLog);
-  if (cached) return { ...running, headers: bearer(tokens[0]!), afterRun: audit, diagnose };
+  if (cached) return { ...running, opsPort, headers: bearer(tokens[0]!), afterRun: audit, diagnose };
 
   const tokensFile = join(issuerDir, 'tokens.txt');
   writeFileSync(tokensFile, `${tokens.slice(0, UNCACHED_TOKENS).join('\n')}\n`);

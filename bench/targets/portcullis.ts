@@ -66,6 +66,8 @@ export async function startPortcullis(
   ctx: BenchContext,
   name: string,
   config: (ctx: BenchContext, ports: PortcullisPorts, stateDir: string) => string,
+  /** Added to the gateway's environment (e.g. PORTCULLIS_BENCHMARK=1 for the audit-off row). */
+  env?: Record<string, string>,
 ): Promise<RunningTarget & { opsPort: number }> {
   const { dir, configDir, stateDir } = portcullisPaths(ctx, name);
   mkdirSync(configDir, { recursive: true });
@@ -78,6 +80,7 @@ export async function startPortcullis(
     cpu: ctx.serverCpu,
     cwd: dir,
     logFile: log,
+    ...(env ? { env: { ...process.env, ...env } } : {}),
   });
   try {
     await waitForPort(proc, ports.listener, 30_000);

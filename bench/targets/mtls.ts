@@ -1,0 +1,503 @@
+/**
+ * Issue 4: what mutual TLS and a certificate-bound token cost per request. Three rows on the
+ * full authorization path of the JWT rows (RS256, the same token on every request: a
+ * verified-token cache hit), over a TLS listener, driven by the TLS load generator (wrk cannot
+ * present a client certificate):
+ *
+ * - `tls`: a TLS listener that asks for no client certificate, a plain bearer token,
+ *   keep-alive connections: the same call without mTLS;
+ * - `mtls`: the listener requires a client certificate; the partner trusts its CA and checks
+ *   revocation with OCSP (a real `openssl ocsp` responder this row starts; its answer is cached
+ *   by the gateway); the token is bound to the certificate (RFC 8705 `cnf.x5t#S256`) and the route
+ *   requires sender-constrained tokens; keep-alive connections;
+ * - `mtls-new-connection`: the same, with a new TLS connection — a full handshake presenting the
+ *   client certificate, judged again — for every request.
+ *
+ * Each row gets its own PKI (test/helpers/pki.ts: EC P-256 throughout), issuer key, gateway and
+ * responder; nothing is reused between runs. Before it is measured an mTLS row proves that what
+ * it claims to measure is switched on: the OCSP responder is asked once and then not again (the
+ * cache), a certificate the responder says is revoked is refused (`tls.revoked_ocsp`), and an
+ * unbound token, or one bound to another certificate, is refused over the row's certificate.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { closeSync, fstatSync, mkdirSync, openSync, readSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
+import type { BenchContext, MeasuredRun, RunningTarget, TlsLoad } from '../lib/target.ts';
+import { httpGet, waitForPort } from '../lib/procs.ts';
+import { tlsGet } from '../lib/tls-load.ts';
+import { createTestPki } from '../../test/helpers/pki.ts';
+import type { TestLeaf } from '../../test/helpers/pki.ts';
+import { startOcspResponder } from '../../test/helpers/ocsp-responder.ts';
+import type { OcspResponder } from '../../test/helpers/ocsp-responder.ts';
+import type { PortcullisPorts } from './portcullis.ts';
+import { portcullisPaths, startPortcullis } from './portcullis.ts';
+
+export type MtlsVariant = 'tls' | 'mtls' | 'mtls-new-connection';
+
+const ISSUER = 'https://issuer.bench.localhost';
+const AUDIENCE = 'https://api.bench.localhost/bench';
+const CLIENT_ID = 'bench-client';
+const SCOPE = 'bench:read';
+
+/** Tokens live at least this long (s); longer when the run may take longer (`ctx.maxRunSeconds`). */
+const MIN_TOKEN_LIFETIME_SECONDS = 30 * 60;
+
+/**
+ * The responder's answers are valid this long (`nextUpdate`); the gateway caches a `good` answer
+ * until then or its `max_cache` (default 1 h), so a run asks it about once an hour.
+ */
+const OCSP_NEXT_UPDATE_MINUTES = 60;
+
+/**
+ * OCSP queries allowed between two checks (a warm-up and a measured run): the cached answer may
+ * expire once during a long run. More means the answer is not cached and the row measures the
+ * responder's round trip, not the cache.
+ */
+const MAX_OCSP_QUERIES_PER_RUN = 2;
+
+/**
+ * Responders this module started and has not stopped yet. `stop()` stops them (by PID, in the
+ * helper); if the run is torn down before a row's `stop` is known to the harness (Ctrl-C while
+ * the row starts), they are killed by PID when the process exits.
+ */
+const liveResponders = new Set<OcspResponder>();
+process.on('exit', () => {
+  for (const responder of liveResponders) {
+    if (responder.pid <= 0) continue;
+    try {
+      process.kill(responder.pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+});
+
+/** RFC 8705 §3.1: the base64url SHA-256 of the certificate's DER. */
+export function x5tS256(leaf: Pick<TestLeaf, 'certificate'>): string {
+  return createHash('sha256').update(leaf.certificate.raw).digest('base64url');
+}
+
+export interface MtlsConfigFiles {
+  serverCert: string;
+  serverKey: string;
+  jwksFile: string;
+  lifetimeSeconds: number;
+  /** Mutual TLS: the partner's CA and its OCSP responder (absent: the plain TLS row). */
+  mtls?: { ca: string; ocspUrl: string };
+}
+
+/**
+ * The full authorization path of `jwtConfig` (targets/jwt.ts) — issuer, API, partner with an
+ * agreement, a `jwt` credential and a grant, a partner route with a scope and a CEL rule — on a
+ * TLS listener (HTTP/1.1: `http2: false`, as the load generator speaks it). With `mtls`: the
+ * listener requires client certificates, the partner trusts its CA with OCSP, and the route
+ * requires sender-constrained tokens. Those are the only differences between the rows.
+ */
+export function mtlsConfig(ctx: Pick<BenchContext, 'host' | 'upstream'>, ports: PortcullisPorts, stateDir: string, files: MtlsConfigFiles): string {
+  const mtls = files.mtls;
+  return `# generated by bench/targets/mtls.ts — the full authorization path over ${mtls ? 'mutual TLS with a certificate-bound token' : 'TLS with a bearer token'}
+version: 1
+gateway:
+  data_dir: ${JSON.stringify(join(stateDir, 'data'))}
+  decision_log: ${JSON.stringify(join(stateDir, 'decisions.jsonl'))}
+ops:
+  address: 127.0.0.1
+  port: ${ports.ops}
+listeners:
+  - name: bench
+    zone: partner
+    address: 127.0.0.1
+    port: ${ports.listener}
+    hostnames: [${ctx.host}]
+    tls:
+      cert: ${JSON.stringify(files.serverCert)}
+      key: ${JSON.stringify(files.serverKey)}
+      http2: false
+      client_certificates: ${mtls ? 'require' : 'none'}
+upstreams:
+  - id: upstream
+    url: ${ctx.upstream.origin}
+issuers:
+  - id: bench-idp
+    issuer: ${ISSUER}
+    jwks_file: ${JSON.stringify(files.jwksFile)}
+    algorithms: [RS256]
+    max_token_lifetime: ${files.lifetimeSeconds}s
+apis:
+  - id: bench
+    audience: ${AUDIENCE}
+partners:
+  - id: bench-partner
+    agreement:
+      id: BENCH-0001
+      expires: 2099-12-31
+${
+  mtls
+    ? `    mtls:
+      ca: [${JSON.stringify(mtls.ca)}]
+      revocation:
+        ocsp:
+          url: ${JSON.stringify(mtls.ocspUrl)}
+`
+    : ''
+}    credentials:
+      - id: bench-jwt
+        type: jwt
+        issuer: bench-idp
+        client_id: ${CLIENT_ID}
+    grants:
+      - api: bench
+        scopes: [${SCOPE}]
+routes:
+  - id: bench
+    zone: partner
+    api: bench
+    methods: [GET]
+    path: /bench/{rest*}
+    upstream: upstream
+    auth: required
+    scopes: [${SCOPE}]
+${mtls ? '    require_sender_constrained: true\n' : ''}    policies:
+      - id: trial-reads-only
+        require: request.method == "GET" || partner.tier != "trial"
+`;
+}
+
+/** An RS256 issuer: a fresh key pair, its JWKS, and RFC 9068 access tokens (optionally bound). */
+async function createIssuer(): Promise<{ jwks: object; mint(lifetimeSeconds: number, cnf?: Record<string, string>): Promise<string> }> {
+  const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+  const jwk = await exportJWK(publicKey);
+  const kid = await calculateJwkThumbprint(jwk, 'sha256');
+  return {
+    jwks: { keys: [{ ...jwk, kid, alg: 'RS256', use: 'sig' }] },
+    mint(lifetimeSeconds, cnf) {
+      const issuedAt = Math.floor(Date.now() / 1000);
+      return new SignJWT({ client_id: CLIENT_ID, scope: SCOPE, ...(cnf ? { cnf } : {}) })
+        .setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid })
+        .setIssuer(ISSUER)
+        .setSubject(CLIENT_ID)
+        .setAudience(AUDIENCE)
+        .setIssuedAt(issuedAt)
+        .setExpirationTime(issuedAt + lifetimeSeconds)
+        .setJti(randomUUID())
+        .sign(privateKey);
+    },
+  };
+}
+
+/** Starts one of the three rows: see the file comment. */
+export async function startMtlsTarget(ctx: BenchContext, name: string, variant: MtlsVariant): Promise<RunningTarget> {
+  const mutual = variant !== 'tls';
+  const paths = portcullisPaths(ctx, name);
+  const issuerDir = join(paths.dir, 'issuer');
+  mkdirSync(issuerDir, { recursive: true });
+
+  const pki = await createTestPki();
+  const files = await pki.writePki(join(paths.dir, 'pki'));
+  const leaf = pki.partnerA.good;
+  const issuer = await createIssuer();
+  const jwksFile = join(issuerDir, 'jwks.json');
+  writeFileSync(jwksFile, `${JSON.stringify(issuer.jwks, null, 2)}\n`);
+  const lifetimeSeconds = Math.max(MIN_TOKEN_LIFETIME_SECONDS, Math.ceil(ctx.maxRunSeconds));
+  const token = await issuer.mint(lifetimeSeconds, mutual ? { 'x5t#S256': x5tS256(leaf) } : undefined);
+
+  // The responder answers for partner A's issuing CA, signed by its delegated OCSP signer
+  // (RFC 6960 §4.2.2.2); the row's certificate is good, the probe's is revoked.
+  const responder = mutual
+    ? await startOcspResponder({
+        caCertPem: pki.partnerA.intermediate.certPem,
+        signerCertPem: pki.partnerA.ocspSigner.certPem,
+        signerKeyPem: pki.partnerA.ocspSigner.keyPem,
+        entries: [
+          { certificate: leaf.certificate, status: 'valid' },
+          { certificate: pki.partnerA.revoked.certificate, status: 'revoked' },
+        ],
+        nextUpdateMinutes: OCSP_NEXT_UPDATE_MINUTES,
+      })
+    : undefined;
+  if (responder) liveResponders.add(responder);
+  const stopResponder = async () => {
+    if (!responder) return;
+    await responder.stop();
+    liveResponders.delete(responder);
+  };
+  let running: RunningTarget & { opsPort: number };
+  try {
+    running = await startPortcullis(ctx, name, (c, ports, stateDir) =>
+      mtlsConfig(c, ports, stateDir, {
+        serverCert: files.server.cert,
+        serverKey: files.server.key,
+        jwksFile,
+        lifetimeSeconds,
+        ...(responder ? { mtls: { ca: files.partnerA.root, ocspUrl: responder.url } } : {}),
+      }),
+    );
+  } catch (error) {
+    await stopResponder();
+    throw error;
+  }
+  const { opsPort, ...gateway } = running;
+  const stop = async () => {
+    await gateway.stop();
+    await stopResponder();
+  };
+  // startPortcullis gives the plain-HTTP form of the listener's URL.
+  const url = gateway.url.replace(/^http:/, 'https:');
+  const tlsLoad: TlsLoad = {
+    ca: files.server.ca,
+    servername: ctx.host,
+    // The chain a partner sends: leaf and issuing CA; the gateway trusts the root.
+    ...(mutual ? { clientCertificate: { cert: files.partnerA.leaves.good.chain, key: files.partnerA.leaves.good.key } } : {}),
+    ...(variant === 'mtls-new-connection' ? { newConnectionPerRequest: true } : {}),
+  };
+  const headers = { authorization: `Bearer ${token}` };
+  try {
+    // The data listener accepts before the ops listener does; the token-cache counter reads the latter.
+    await waitForPort(gateway.measured, opsPort, 10_000);
+    if (responder) {
+      await proveMtlsChecksAreOn(url, ctx.host, tlsLoad, {
+        token,
+        responder,
+        decisionLog: paths.decisionLog,
+        revoked: { cert: files.partnerA.leaves.revoked.chain, key: files.partnerA.leaves.revoked.key, token: await issuer.mint(lifetimeSeconds, { 'x5t#S256': x5tS256(pki.partnerA.revoked) }) },
+        unbound: await issuer.mint(lifetimeSeconds),
+        boundElsewhere: await issuer.mint(lifetimeSeconds, { 'x5t#S256': x5tS256(pki.partnerA.dns) }),
+      });
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+
+  const cacheCounter = tokenCacheCounter(`http://127.0.0.1:${opsPort}/metrics`);
+  await cacheCounter();
+  // Everything before this offset is the probes'; everything after must be allowed.
+  let offset = statSync(paths.decisionLog, { throwIfNoEntry: false })?.size ?? 0;
+  let ocspQueries = responder?.requests ?? 0;
+  return {
+    ...gateway,
+    url,
+    stop,
+    headers,
+    tlsLoad,
+    diagnose: () => {
+      try {
+        return describeRefusals(recordsSince(paths.decisionLog, offset).records);
+      } catch {
+        return undefined;
+      }
+    },
+    async afterRun(run: MeasuredRun) {
+      // The decision log is written in batches (every 25 ms at most): let the last one land.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const read = recordsSince(paths.decisionLog, offset);
+      offset = read.nextOffset;
+      const notes = [auditRecords(read.records, run, mutual ? leaf.fingerprint : null), checkCacheLookups(await cacheCounter(), run)];
+      if (run.connections) notes.push(checkConnections(run, read.records, variant === 'mtls-new-connection'));
+      if (responder) {
+        const queries = responder.requests - ocspQueries;
+        ocspQueries = responder.requests;
+        if (queries > MAX_OCSP_QUERIES_PER_RUN) {
+          throw new Error(`the OCSP responder was asked ${queries} times during the warm-up and measured run: the answer was not cached`);
+        }
+        notes.push(`OCSP responder asked ${queries} time${queries === 1 ? '' : 's'} (answer cached)`);
+      }
+      return notes.join('; ');
+    },
+  };
+}
+
+interface Probes {
+  token: string;
+  responder: OcspResponder;
+  decisionLog: string;
+  /** A certificate the responder says is revoked, with a token bound to it. */
+  revoked: { cert: string; key: string; token: string };
+  /** A plain bearer token of the partner. */
+  unbound: string;
+  /** A token bound to another certificate of the partner. */
+  boundElsewhere: string;
+}
+
+/**
+ * An mTLS row whose OCSP check or binding silently did nothing would report a cost of nothing:
+ * before it is measured, the row's certificate and token pass and the responder is asked once,
+ * a second request is answered from the cache (the responder is not asked again), a revoked
+ * certificate is refused for `tls.revoked_ocsp`, and over the row's certificate a plain bearer
+ * token is refused for `binding.sender_constraint_required` and a token bound to another
+ * certificate for `binding.cnf_x5t_mismatch`. Waits until the probes' decision records are in
+ * the log, so they fall before the offset the measured runs are checked from.
+ */
+async function proveMtlsChecksAreOn(url: string, host: string, tls: TlsLoad, probes: Probes): Promise<void> {
+  const get = (token: string, tlsOptions: TlsLoad = tls) => tlsGet(url, { Host: host, authorization: `Bearer ${token}` }, tlsOptions);
+  const expectStatus = async (what: string, answer: { status: number }, status: number) => {
+    if (answer.status === status) return;
+    // The decision record is written when the exchange is over: give it a moment.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    throw new Error(`${what} answered ${answer.status}, not ${status}${refusalNote(probes.decisionLog)}`);
+  };
+  const before = probes.responder.requests;
+  await expectStatus('the row\'s certificate and bound token', await get(probes.token), 200);
+  if (probes.responder.requests === before) throw new Error('the gateway did not ask the OCSP responder about the row\'s certificate: revocation is not checked');
+  const asked = probes.responder.requests;
+  await expectStatus('a second request', await get(probes.token), 200);
+  if (probes.responder.requests !== asked) throw new Error('the gateway asked the OCSP responder again for the second request: the answer is not cached');
+  const revokedTls: TlsLoad = { ...tls, clientCertificate: { cert: probes.revoked.cert, key: probes.revoked.key } };
+  await expectStatus('a revoked certificate', await get(probes.revoked.token, revokedTls), 401);
+  await expectStatus('a plain bearer token', await get(probes.unbound), 401);
+  await expectStatus('a token bound to another certificate', await get(probes.boundElsewhere), 401);
+
+  const expected = ['allowed', 'allowed', 'tls.revoked_ocsp', 'binding.sender_constraint_required', 'binding.cnf_x5t_mismatch'];
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const reasons = recordsSince(probes.decisionLog, 0).records.map((r) => r.portcullis?.reason);
+    if (reasons.length >= expected.length) {
+      if (JSON.stringify(reasons.slice(0, expected.length)) !== JSON.stringify(expected)) {
+        throw new Error(`the probes were decided ${JSON.stringify(reasons)}, not ${JSON.stringify(expected)}`);
+      }
+      return;
+    }
+    if (Date.now() > deadline) throw new Error(`the probes' decision records did not reach ${probes.decisionLog} within 5 s`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+interface DecisionRecord {
+  source?: { port?: number | null };
+  tls?: { version?: string; client?: { hash?: { sha256?: string } } };
+  http?: { response?: { status_code?: number | null } };
+  portcullis?: {
+    decision?: string;
+    reason?: string;
+    detail?: string;
+    route?: string | null;
+    partner?: { id?: string } | null;
+    token?: { jti?: string } | null;
+  };
+}
+
+/** Complete decision records (JSON lines) from byte `offset` to the last newline, and where the next read starts. */
+function recordsSince(file: string, offset: number): { records: DecisionRecord[]; nextOffset: number } {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return { records: [], nextOffset: offset };
+  }
+  try {
+    const size = fstatSync(fd).size;
+    if (size <= offset) return { records: [], nextOffset: offset };
+    const buffer = Buffer.alloc(size - offset);
+    const length = readSync(fd, buffer, 0, buffer.length, offset);
+    const end = buffer.subarray(0, length).lastIndexOf(10); // '\n'
+    if (end < 0) return { records: [], nextOffset: offset };
+    const records = buffer
+      .subarray(0, end)
+      .toString('utf8')
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => JSON.parse(line) as DecisionRecord);
+    return { records, nextOffset: offset + end + 1 };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Every record since the last check: allowed for bench-partner on route bench, all with the one
+ * token, at least as many as the requests the generator counted; over mTLS each names the row's
+ * client certificate (`tls.client.hash.sha256`), over plain TLS none does.
+ */
+function auditRecords(records: readonly DecisionRecord[], run: MeasuredRun, fingerprint: string | null): string {
+  if (records.length === 0) throw new Error('no decision records since the last check');
+  const refused = records.filter((r) => !(r.portcullis?.decision === 'allow' && r.portcullis.route === 'bench' && r.portcullis.partner?.id === 'bench-partner'));
+  if (refused.length > 0) {
+    throw new Error(`${refused.length} of ${records.length} requests since the last check were not allowed for bench-partner on route bench; ${describeRefusals(refused) ?? 'allowed, but not as the row claims'}`);
+  }
+  if (records.length < run.requests) {
+    throw new Error(`${records.length} decision records since the last check for ${run.requests} requests the load generator counted in the measured run alone`);
+  }
+  const jtis = new Set(records.map((r) => r.portcullis?.token?.jti));
+  if (jtis.size !== 1) throw new Error(`the ${records.length} decision records since the last check name ${jtis.size} tokens, not 1`);
+  if (records.some((r) => r.tls?.version === undefined)) throw new Error('a decision record has no tls.version: the request did not come over TLS');
+  const hashes = new Set(records.map((r) => r.tls?.client?.hash?.sha256));
+  if (fingerprint !== null && (hashes.size !== 1 || !hashes.has(fingerprint))) {
+    throw new Error(`the decision records name ${hashes.size} client certificates (tls.client.hash.sha256), not only the row's ${fingerprint}`);
+  }
+  if (fingerprint === null && (hashes.size !== 1 || !hashes.has(undefined))) throw new Error('a decision record of the TLS row names a client certificate');
+  const count = records.length.toLocaleString('en-US');
+  return `all ${count} decision records since the last check allowed, over TLS, with the same token${fingerprint ? ` and the row's client certificate (tls.client.hash.sha256 ${fingerprint.slice(0, 12)}…)` : ', no client certificate'}`;
+}
+
+/**
+ * Connections, from both ends. The generator's count: a new-connection row opened one per
+ * request (at least as many as it completed) and resumed no session; a keep-alive row opened at
+ * most twice its connection count. The gateway's: the distinct client ports its records name.
+ */
+function checkConnections(run: MeasuredRun, records: readonly DecisionRecord[], newConnectionPerRequest: boolean): string {
+  const { configured, opened, resumed } = run.connections!;
+  const ports = new Set(records.map((r) => r.source?.port)).size;
+  const text = `load generator: ${opened.toLocaleString('en-US')} TLS connections (${resumed} resumed) for ${run.requests.toLocaleString('en-US')} requests; gateway: ${ports.toLocaleString('en-US')} client ports in ${records.length.toLocaleString('en-US')} records`;
+  if (resumed > 0) throw new Error(`${text}: a handshake resumed a session, so not every connection paid for a full handshake`);
+  if (newConnectionPerRequest && opened < run.requests) throw new Error(`${text}: fewer connections than requests`);
+  if (!newConnectionPerRequest && opened > 2 * configured) throw new Error(`${text}: more than twice ${configured}: the connections were not kept alive`);
+  return text;
+}
+
+type CacheLookups = Record<'hit' | 'miss' | 'stale', number>;
+
+/**
+ * `portcullis_token_cache_lookups_total` from the gateway's `/metrics`; each call returns the
+ * lookups since the previous one, or undefined when the gateway does not export it.
+ */
+function tokenCacheCounter(url: string): () => Promise<CacheLookups | undefined> {
+  let previous: CacheLookups | undefined;
+  return async () => {
+    const { status, body } = await httpGet(url, {});
+    if (status !== 200 || !body.includes('portcullis_token_cache_lookups_total')) return undefined;
+    const now: CacheLookups = { hit: 0, miss: 0, stale: 0 };
+    for (const match of body.matchAll(/^portcullis_token_cache_lookups_total\{result="(hit|miss|stale)"\} (\d+(?:\.\d+)?(?:e\+?\d+)?)$/gm)) {
+      now[match[1] as keyof CacheLookups] = Number(match[2]);
+    }
+    const since = previous ? { hit: now.hit - previous.hit, miss: now.miss - previous.miss, stale: now.stale - previous.stale } : now;
+    previous = now;
+    return since;
+  };
+}
+
+/**
+ * The token is cached in every row: at least 99 % of lookups are hits, or no more misses than
+ * the entry's lapses can explain. An entry lives 60 s at most, and a signature check is
+ * asynchronous: when the entry lapses, the request in flight on every connection can miss before
+ * it is back — once per started minute of the measured run, plus once in the warm-up. A slow row
+ * (new connections) makes too few requests for 1 % to cover that.
+ */
+function checkCacheLookups(lookups: CacheLookups | undefined, run: MeasuredRun): string {
+  const connections = run.connections?.configured ?? 0;
+  const lapses = Math.ceil(run.seconds / 60) + 1;
+  if (lookups === undefined) return 'no token cache metrics on this gateway';
+  const total = lookups.hit + lookups.miss + lookups.stale;
+  const text = `token cache: ${lookups.hit.toLocaleString('en-US')} hits, ${lookups.miss.toLocaleString('en-US')} misses, ${lookups.stale.toLocaleString('en-US')} stale`;
+  if (total === 0) throw new Error(`${text}: the gateway looked up no token`);
+  if (total - lookups.hit > Math.max(0.01 * total, lapses * (connections + 1))) throw new Error(`${text}: the token must be answered from the cache`);
+  return text;
+}
+
+/** `decision log: N of M requests refused (reason ×n, …); latest: …`, or undefined if none. */
+function describeRefusals(records: readonly DecisionRecord[]): string | undefined {
+  const refused = records.filter((r) => r.portcullis?.decision !== 'allow');
+  if (refused.length === 0) return undefined;
+  const reasons = new Map<string, number>();
+  for (const r of refused) reasons.set(r.portcullis?.reason ?? '?', (reasons.get(r.portcullis?.reason ?? '?') ?? 0) + 1);
+  const latest = refused[refused.length - 1]!.portcullis;
+  return (
+    `decision log: ${refused.length} of ${records.length} requests refused (${[...reasons].map(([reason, n]) => `${reason} ×${n}`).join(', ')})` +
+    (latest?.detail ? `; latest: ${latest.detail}` : '')
+  );
+}
+
+function refusalNote(decisionLog: string): string {
+  const why = describeRefusals(recordsSince(decisionLog, 0).records);
+  return why ? `; ${why}` : '';
+}
