@@ -24,6 +24,7 @@
  * most `BUSY_TIMEOUT_MS` while another process holds the write lock (each write transaction is a
  * few statements, so waits are normally microseconds).
  */
+import { StateEventFanout } from './event-fanout.ts';
 import { diffEvents, requireText, requireKind, requireTime, requireTtl, validRevocation, validPartnerStatus } from './validate.ts';
 import { randomUUID } from 'node:crypto';
 import { chmod, mkdir, open as openFile, stat } from 'node:fs/promises';
@@ -227,14 +228,12 @@ class EmbeddedStateStore implements StateStore {
   #db: DatabaseSync | null;
   readonly #sql: Statements;
   readonly #set = new MemoryRevocationSet();
-  readonly #listeners = new Set<(event: StateEvent) => void>();
+  readonly #events = new StateEventFanout();
   /** data_version when this process last caught up; NaN forces the next check. */
   #dataVersion = Number.NaN;
   /** The last revocation_log event applied to the set. */
   #lastSeq = 0;
   #syncError: string | null = null;
-  readonly #pending: StateEvent[] = [];
-  #emitting = false;
   readonly #checkTimer: NodeJS.Timeout;
   readonly #sweepTimer: NodeJS.Timeout;
 
@@ -367,13 +366,7 @@ class EmbeddedStateStore implements StateStore {
 
   subscribe(listener: (event: StateEvent) => void): () => void {
     this.#requireOpen();
-    if (typeof listener !== 'function') throw new TypeError('state: listener must be a function');
-    // A wrapper, so subscribing the same function twice gives two independent subscriptions.
-    const entry = (event: StateEvent): void => listener(event);
-    this.#listeners.add(entry);
-    return () => {
-      this.#listeners.delete(entry);
-    };
+    return this.#events.subscribe(listener);
   }
 
   health(): StoreHealth {
@@ -388,7 +381,7 @@ class EmbeddedStateStore implements StateStore {
     this.#db = null;
     clearInterval(this.#checkTimer);
     clearInterval(this.#sweepTimer);
-    this.#listeners.clear();
+    this.#events.clear();
     db.close();
   }
 
@@ -503,30 +496,7 @@ class EmbeddedStateStore implements StateStore {
       this.#set.replace(delta.reload.revocations, delta.reload.partners);
     }
     this.#lastSeq = delta.lastSeq;
-    this.#emit(events);
-  }
-
-  /** Delivers events in the order applied, even when a listener causes a change while being called. */
-  #emit(events: readonly StateEvent[]): void {
-    if (events.length === 0) return;
-    this.#pending.push(...events);
-    if (this.#emitting) return;
-    this.#emitting = true;
-    try {
-      for (let index = 0; index < this.#pending.length; index++) {
-        const event = this.#pending[index]!;
-        for (const listener of [...this.#listeners]) {
-          try {
-            listener(event);
-          } catch {
-            // A failing subscriber is its own problem; the store and the other subscribers go on.
-          }
-        }
-      }
-    } finally {
-      this.#pending.length = 0;
-      this.#emitting = false;
-    }
+    this.#events.emit(events);
   }
 
   #inTransaction<T>(begin: StatementSync, work: () => T): T {

@@ -38,6 +38,7 @@
  * Durability is Redis's: revocations survive a Redis restart only with persistence (AOF) or a
  * replica. A version that goes backwards after a reconnect is logged as `state.redis.version_regressed`.
  */
+import { StateEventFanout } from './event-fanout.ts';
 import { diffEvents, requireText, requireKind, requireTime, requireTtl, validRevocation, validPartnerStatus, UNKNOWN_ACTOR, KINDS } from './validate.ts';
 import { randomUUID } from 'node:crypto';
 import { ErrorReply, TimeoutError, createClient, createCluster, createSentinel } from 'redis';
@@ -206,9 +207,7 @@ class RedisStateStore implements StateStore {
   readonly #keys: ReturnType<typeof stateKeys>;
 
   readonly #set = new MemoryRevocationSet();
-  readonly #listeners = new Set<(event: StateEvent) => void>();
-  readonly #pendingEmits: StateEvent[] = [];
-  #emitting = false;
+  readonly #events = new StateEventFanout();
 
   /** True while the set is known to be current: subscribed, loaded, no missed message. */
   #trusted = false;
@@ -412,13 +411,7 @@ class RedisStateStore implements StateStore {
 
   subscribe(listener: (event: StateEvent) => void): () => void {
     this.#requireOpen();
-    if (typeof listener !== 'function') throw new TypeError('state: listener must be a function');
-    // A wrapper, so subscribing the same function twice gives two independent subscriptions.
-    const entry = (event: StateEvent): void => listener(event);
-    this.#listeners.add(entry);
-    return () => {
-      this.#listeners.delete(entry);
-    };
+    return this.#events.subscribe(listener);
   }
 
   health(): StoreHealth {
@@ -444,7 +437,7 @@ class RedisStateStore implements StateStore {
     this.#firstLoad = null;
     // Waiting changes return with what was acknowledged so far.
     for (const waiter of [...this.#waiters]) waiter.done();
-    this.#listeners.clear();
+    this.#events.clear();
     if (this.#commands.isReady) {
       // Unregister, so no other instance waits for this one's acknowledgement; best effort.
       await this.#run(UNREGISTER_SCRIPT, [this.#keys.instances], [this.instanceId], true).catch(() => undefined);
@@ -666,7 +659,7 @@ class RedisStateStore implements StateStore {
     for (const own of [...this.#ownChanges.values()].sort((a, b) => (a.version ?? 0) - (b.version ?? 0))) {
       if (own.version !== null && own.version > state.version) this.#set.apply(own.event);
     }
-    this.#emit(diff);
+    this.#events.emit(diff);
     // Acknowledgements from before this load may belong to another Redis lifetime.
     this.#acks.clear();
     for (const envelope of load.buffer) {
@@ -725,10 +718,10 @@ class RedisStateStore implements StateStore {
       this.#ownChanges.delete(envelope.id);
       if (own?.emitted) return true;
       if (own !== undefined) own.emitted = true;
-      this.#emit([envelope.event]);
+      this.#events.emit([envelope.event]);
       return true;
     }
-    this.#emit([envelope.event]);
+    this.#events.emit([envelope.event]);
     this.#scheduleAck();
     return true;
   }
@@ -759,29 +752,6 @@ class RedisStateStore implements StateStore {
     this.#acks.set(ack.i, { version: ack.v as number, at: Date.now() });
     for (const waiter of [...this.#waiters]) {
       if (waiter.others.every((id) => (this.#acks.get(id)?.version ?? -1) >= waiter.version)) waiter.done();
-    }
-  }
-
-  #emit(events: readonly StateEvent[]): void {
-    if (events.length === 0) return;
-    this.#pendingEmits.push(...events);
-    // Delivers events in the order applied, even when a listener causes a change while being called.
-    if (this.#emitting) return;
-    this.#emitting = true;
-    try {
-      for (let index = 0; index < this.#pendingEmits.length; index++) {
-        const event = this.#pendingEmits[index]!;
-        for (const listener of [...this.#listeners]) {
-          try {
-            listener(event);
-          } catch {
-            // A failing subscriber is its own problem; the store and the other subscribers go on.
-          }
-        }
-      }
-    } finally {
-      this.#pendingEmits.length = 0;
-      this.#emitting = false;
     }
   }
 
@@ -828,7 +798,7 @@ class RedisStateStore implements StateStore {
       // Not when the echo's stream (or a reload) is already past it: re-applying it now could undo a later change.
       if (version > this.#lastPushedVersion) {
         this.#set.apply(event);
-        this.#emit([event]);
+        this.#events.emit([event]);
       }
     }
     const acknowledged = await this.#awaitAcknowledgements(version, others);
