@@ -13,7 +13,6 @@
  * 8705 §3.2 and RFC 9449 §6.2 put `cnf` there too; SECURITY.md IN-03). Every refusal maps to 401
  * `invalid_token` (with the `DPoP` challenge for a DPoP request).
  */
-import { timingSafeEqual } from 'node:crypto';
 
 export type BindingReason =
   | 'binding.cnf_x5t_mismatch'
@@ -104,10 +103,12 @@ function readConfirmation(claims: Readonly<Record<string, unknown>>): Confirmati
 }
 
 /** Constant-time comparison, so timing never tells how much of a thumbprint matched. */
+/** Constant time over the length of equal-length thumbprints (base64url, ASCII), without allocating. */
 function equalThumbprints(expected: string, actual: string): boolean {
-  const a = Buffer.from(expected, 'utf8');
-  const b = Buffer.from(actual, 'utf8');
-  return a.length === b.length && timingSafeEqual(a, b);
+  if (expected.length !== actual.length) return false;
+  let difference = 0;
+  for (let index = 0; index < expected.length; index++) difference |= expected.charCodeAt(index) ^ actual.charCodeAt(index);
+  return difference === 0;
 }
 
 function refuse(reason: BindingReason, detail: string): { readonly ok: false; readonly reason: BindingReason; readonly detail: string } {

@@ -10,7 +10,7 @@ import type { RefusalReason } from '../errors.ts';
 import type { UpstreamPool } from '../upstream/pools.ts';
 import type { CredentialCheckers } from '../authn/runtime.ts';
 import type { Principal } from '../authn/principal.ts';
-import type { RevocationView } from '../state/store.ts';
+import type { RevocationSet, RevocationView } from '../state/store.ts';
 import type { RateLimiter } from '../ratelimit/limiter.ts';
 import type { ConcurrencyLimiter } from '../ratelimit/concurrency.ts';
 import type { AbuseGuard } from '../abuse/guard.ts';
@@ -115,6 +115,9 @@ export interface RequestContext {
   /** Which of its own answers: the reason on the record. */
   servedReason: 'gateway.resource_metadata' | 'gateway.token_service';
 
+  /** The revocation set as this request sees it (read once, by the first stage that needs it). */
+  revocations: RevocationSet | { readonly unavailable: string } | null;
+
   // rate limit (stage 5)
   /** Marks on the decision record (`portcullis.flags`), e.g. `source_network_violation`. */
   flags: string[];
@@ -163,3 +166,9 @@ export type DecisionInput = Pick<
   | 'upstreamStartedAt'
   | 'upstreamHeadersAt'
 >;
+
+/** The revocation set for this request: read once (embedded: one `data_version` check), then shared by the stages. */
+export function requestRevocations(ctx: RequestContext): RevocationSet | { readonly unavailable: string } {
+  ctx.revocations ??= ctx.services.revocations.current();
+  return ctx.revocations;
+}

@@ -17,6 +17,7 @@ import type { RefusalReason } from '../errors.ts';
 import { bearerChallenge } from './challenge.ts';
 import { dpopChallenge, verifyDpopProof } from '../authn/dpop.ts';
 import { checkBinding } from '../authn/binding.ts';
+import { requestRevocations } from './context.ts';
 import type { Refusal, RequestContext, StageOutcome } from './context.ts';
 
 /** RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`. */
@@ -283,7 +284,7 @@ function bindPrincipal(ctx: RequestContext, bound: CompiledCredential | undefine
   if (!bound || !partner) {
     return invalidToken(ctx, 'credential.unknown', `${verified.detail} belongs to no configured partner credential`);
   }
-  const revocations = ctx.services.revocations.current();
+  const revocations = requestRevocations(ctx);
   if ('unavailable' in revocations) {
     // Fail closed: without a trustworthy revocation set, no credential can be vouched for.
     return { reason: 'state.unavailable', detail: revocations.unavailable, headers: { 'retry-after': '5' } };

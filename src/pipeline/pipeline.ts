@@ -130,6 +130,7 @@ export function handleRequest(
     purpose: null,
     servedByGateway: false,
     servedReason: 'gateway.resource_metadata',
+    revocations: null,
     flags: [],
     releaseConcurrency: null,
     responseHeaders: null,

@@ -16,7 +16,8 @@ import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import type { Snapshot } from '../config/snapshot.ts';
 import { identifyClient } from '../pki/client-certificate.ts';
 import type { IdentifyResult } from '../pki/types.ts';
-import type { RequestContext, StageOutcome } from './context.ts';
+import { requestRevocations } from './context.ts';
+import type { RequestContext, StageOutcome, TlsFacts } from './context.ts';
 
 /** Certificates considered from what the client sent (leaf first). */
 const MAX_PRESENTED = 8;
@@ -26,20 +27,33 @@ export interface ConnectionIdentity {
   readonly snapshot: Snapshot;
   /** null: no certificate presented. */
   readonly result: IdentifyResult | null;
+  /** The keys a revocation through the gateway would be stored under (computed once per connection). */
+  readonly revocationKeys: { readonly fingerprint: string; readonly serial: string } | null;
 }
 
 const identities = new WeakMap<TLSSocket, ConnectionIdentity>();
+/** What the handshake settled does not change over the connection: read once. */
+const connectionFacts = new WeakMap<TLSSocket, TlsFacts>();
+
+function tlsFacts(socket: TLSSocket): TlsFacts {
+  let facts = connectionFacts.get(socket);
+  if (facts === undefined) {
+    const servername = socket.servername;
+    facts = {
+      protocol: socket.getProtocol(),
+      cipher: socket.getCipher()?.name ?? null,
+      sni: typeof servername === 'string' ? servername : null,
+      alpn: typeof socket.alpnProtocol === 'string' ? socket.alpnProtocol : null,
+    };
+    connectionFacts.set(socket, facts);
+  }
+  return facts;
+}
 
 export function transportIdentity(ctx: RequestContext): StageOutcome | Promise<StageOutcome> {
   const socket = ctx.tlsSocket;
   if (!socket) return undefined;
-  const servername = socket.servername;
-  ctx.tls = {
-    protocol: socket.getProtocol(),
-    cipher: socket.getCipher()?.name ?? null,
-    sni: typeof servername === 'string' ? servername : null,
-    alpn: typeof socket.alpnProtocol === 'string' ? socket.alpnProtocol : null,
-  };
+  ctx.tls = tlsFacts(socket);
   const mode = ctx.listener.tls?.clientCertificates ?? 'none';
   if (mode === 'none') return undefined;
 
@@ -55,10 +69,11 @@ export function transportIdentity(ctx: RequestContext): StageOutcome | Promise<S
   ctx.clientCertificate = { partnerId: result.partnerId, facts: result.facts };
 
   // Revoked through the gateway (admin API / CLI): bites on the next request (issue 7).
-  const revocations = ctx.services.revocations.current();
+  const revocations = requestRevocations(ctx);
   if ('unavailable' in revocations) return { reason: 'state.unavailable', detail: revocations.unavailable, headers: { 'retry-after': RETRY_AFTER_SECONDS } };
   const { facts } = result;
-  const revoked = revocations.revoked('certificate', `sha256:${facts.fingerprintSha256}`) ?? revocations.revoked('certificate', `serial:${facts.serial}@${result.leaf.issuer}`);
+  const keys = identity.revocationKeys!;
+  const revoked = revocations.revoked('certificate', keys.fingerprint) ?? revocations.revoked('certificate', keys.serial);
   if (revoked) {
     return { reason: 'tls.revoked_gateway', detail: `certificate ${facts.fingerprintSha256} revoked by ${revoked.actor} at ${new Date(revoked.at).toISOString()}: ${revoked.reason}` };
   }
@@ -87,9 +102,11 @@ export function connectionIdentity(socket: TLSSocket, snapshot: Snapshot): Conne
   // A reload may change every partner's trust: judge the connection again under the new one.
   if (known && known.snapshot === snapshot) return known;
   const presented = presentedChain(socket);
+  const result = presented.length === 0 ? null : identifyClient(presented, snapshot.partnerTrusts, Date.now());
   const identity: ConnectionIdentity = {
     snapshot,
-    result: presented.length === 0 ? null : identifyClient(presented, snapshot.partnerTrusts, Date.now()),
+    result,
+    revocationKeys: result?.ok ? { fingerprint: `sha256:${result.facts.fingerprintSha256}`, serial: `serial:${result.facts.serial}@${result.leaf.issuer}` } : null,
   };
   identities.set(socket, identity);
   return identity;
