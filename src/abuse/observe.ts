@@ -20,23 +20,31 @@ export interface OutcomeFacts {
   readonly status: number | null;
 }
 
+/**
+ * One authentication failure from `clientIp` (a 401 of the pipeline, or of the token endpoint's
+ * client authentication): true, and logged, when it starts a block.
+ */
+export function countAuthenticationFailure(guard: AbuseGuard, snapshot: Snapshot, clientIp: string, reason: string, nowMs: number): boolean {
+  const perSource = snapshot.abuse.perSource;
+  if (perSource === null) return false;
+  const blocked = guard.recordAuthFailure(clientIp, perSource, nowMs);
+  if (blocked) {
+    log('warn', 'abuse.source_blocked', {
+      source: sourceKey(clientIp),
+      client_ip: clientIp,
+      reason,
+      max: perSource.max,
+      window_ms: perSource.windowMs,
+      until: new Date(nowMs + perSource.blockMs).toISOString(),
+    });
+  }
+  return blocked;
+}
+
 export function observeOutcome(guard: AbuseGuard, snapshot: Snapshot, facts: OutcomeFacts, nowMs: number): { blockedSource: boolean; blockedCredential: boolean } {
   let blockedSource = false;
   let blockedCredential = false;
-  const perSource = snapshot.abuse.perSource;
-  if (perSource !== null && isAuthenticationFailure(facts.reason)) {
-    blockedSource = guard.recordAuthFailure(facts.clientIp, perSource, nowMs);
-    if (blockedSource) {
-      log('warn', 'abuse.source_blocked', {
-        source: sourceKey(facts.clientIp),
-        client_ip: facts.clientIp,
-        reason: facts.reason,
-        max: perSource.max,
-        window_ms: perSource.windowMs,
-        until: new Date(nowMs + perSource.blockMs).toISOString(),
-      });
-    }
-  }
+  if (isAuthenticationFailure(facts.reason)) blockedSource = countAuthenticationFailure(guard, snapshot, facts.clientIp, facts.reason, nowMs);
   const perCredential = snapshot.abuse.perCredential;
   if (perCredential !== null && facts.credentialId !== null && isAuthorizationDenial(facts.reason)) {
     blockedCredential = guard.recordDenial(facts.credentialId, perCredential, nowMs);

@@ -9,6 +9,11 @@ import type { RequestContext, StageOutcome } from './context.ts';
 
 export function abuseGuard(ctx: RequestContext): StageOutcome {
   if (ctx.route === null || ctx.route.auth !== 'required') return undefined;
+  return sourceBlock(ctx);
+}
+
+/** The refusal for a blocked source address, or undefined (also used before the token service's endpoints). */
+export function sourceBlock(ctx: RequestContext): StageOutcome {
   // Switched off (or by a reload): earlier blocks lapse with it.
   if (ctx.snapshot.abuse.perSource === null) return undefined;
   const nowMs = Date.now();

@@ -30,9 +30,9 @@ import { routing } from './routing.ts';
 import { transportIdentity } from './transport-identity.ts';
 import { credential } from './credential.ts';
 import { authorization } from './authorization.ts';
-import { abuseGuard } from './abuse-guard.ts';
+import { abuseGuard, sourceBlock } from './abuse-guard.ts';
 import { rateLimit } from './rate-limit.ts';
-import { observeOutcome } from '../abuse/observe.ts';
+import { countAuthenticationFailure, observeOutcome } from '../abuse/observe.ts';
 import { proxy } from './proxy.ts';
 import { decisionRecord } from './audit.ts';
 import type { Decision, Outcome } from './audit.ts';
@@ -175,12 +175,16 @@ async function run(ctx: RequestContext): Promise<void> {
     if (stage === ingress && isTokenServiceRequest(ctx)) {
       // Not an upstream route: the client's certificate is judged (revocation included), then
       // the token service answers.
-      let refusal = transportIdentity(ctx);
+      // SECURITY.md API2: failed client authentication at the token endpoint counts against the
+      // source address like any 401, and a blocked address is refused before any assertion work.
+      let refusal = sourceBlock(ctx) ?? transportIdentity(ctx);
       if (refusal instanceof Promise) refusal = await refusal;
       if (refusal) return refuse(ctx, refusal);
       ctx.servedByGateway = true;
       ctx.servedReason = 'gateway.token_service';
-      return serveTokenService(ctx);
+      await serveTokenService(ctx);
+      if (ctx.res.statusCode === 401) countAuthenticationFailure(ctx.services.abuse, ctx.snapshot, ctx.clientIp, 'token_endpoint.invalid_client', Date.now());
+      return;
     }
   }
   const refusal = await proxy(ctx);
