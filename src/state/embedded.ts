@@ -25,7 +25,7 @@
  * few statements, so waits are normally microseconds).
  */
 import { StateEventFanout } from './event-fanout.ts';
-import { diffEvents, requireText, requireKind, requireTime, requireTtl, validRevocation, validPartnerStatus } from './validate.ts';
+import { validEvent, diffEvents, requireText, requireKind, requireTime, requireTtl, validRevocation, validPartnerStatus } from './validate.ts';
 import { randomUUID } from 'node:crypto';
 import { chmod, mkdir, open as openFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -565,26 +565,7 @@ function expiry(nowMs: number, ttlMs: number): number {
 /** A log event read back; null when it is not one this code wrote (the caller reloads the tables). */
 function parseEvent(text: string): StateEvent | null {
   try {
-    const event = JSON.parse(text) as StateEvent;
-    switch (event.type) {
-      case 'revoked':
-        return { type: 'revoked', revocation: validRevocation(event.revocation) };
-      case 'unrevoked':
-        requireKind(event.kind);
-        requireText(event.key, 'key');
-        requireText(event.actor, 'actor');
-        requireTime(event.at, 'at');
-        return { type: 'unrevoked', kind: event.kind, key: event.key, actor: event.actor, at: event.at };
-      case 'partner_status': {
-        requireText(event.partnerId, 'partnerId');
-        requireText(event.actor, 'actor');
-        requireTime(event.at, 'at');
-        const change = event.change === null ? null : validPartnerStatus(event.change);
-        return { type: 'partner_status', partnerId: event.partnerId, change, actor: event.actor, at: event.at };
-      }
-      default:
-        return null;
-    }
+    return validEvent(JSON.parse(text));
   } catch {
     return null;
   }

@@ -39,7 +39,7 @@
  * replica. A version that goes backwards after a reconnect is logged as `state.redis.version_regressed`.
  */
 import { StateEventFanout } from './event-fanout.ts';
-import { diffEvents, requireText, requireKind, requireTime, requireTtl, validRevocation, validPartnerStatus, UNKNOWN_ACTOR, KINDS } from './validate.ts';
+import { validEvent, diffEvents, requireText, requireKind, requireTime, requireTtl, validRevocation, validPartnerStatus, UNKNOWN_ACTOR, KINDS } from './validate.ts';
 import { randomUUID } from 'node:crypto';
 import { ErrorReply, TimeoutError, createClient, createCluster, createSentinel } from 'redis';
 import type { CompiledState } from '../config/snapshot.ts';
@@ -1141,30 +1141,6 @@ function parseEnvelope(message: string): Envelope | null {
     return event === null ? null : { v: parsed.v as number, id: parsed.id, origin: parsed.origin, event };
   } catch {
     return null;
-  }
-}
-
-function validEvent(value: unknown): StateEvent | null {
-  if (typeof value !== 'object' || value === null) return null;
-  const event = value as StateEvent;
-  switch (event.type) {
-    case 'revoked':
-      return { type: 'revoked', revocation: validRevocation(event.revocation) };
-    case 'unrevoked':
-      requireKind(event.kind);
-      requireText(event.key, 'key');
-      requireText(event.actor, 'actor');
-      requireTime(event.at, 'at');
-      return { type: 'unrevoked', kind: event.kind, key: event.key, actor: event.actor, at: event.at };
-    case 'partner_status': {
-      requireText(event.partnerId, 'partnerId');
-      requireText(event.actor, 'actor');
-      requireTime(event.at, 'at');
-      const change = event.change === null ? null : validPartnerStatus(event.change);
-      return { type: 'partner_status', partnerId: event.partnerId, change, actor: event.actor, at: event.at };
-    }
-    default:
-      return null;
   }
 }
 

@@ -94,3 +94,28 @@ export function validPartnerStatus(value: PartnerStatusChange): PartnerStatusCha
   requireEpochMs(value.at, 'at');
   return { partnerId: value.partnerId, status: value.status, reason: value.reason, actor: value.actor, at: value.at };
 }
+
+/** A pushed or logged event, checked field by field; null when it is not one of ours. Throws on a bad field. */
+export function validEvent(value: unknown): StateEvent | null {
+  if (typeof value !== 'object' || value === null) return null;
+  const event = value as StateEvent;
+  switch (event.type) {
+    case 'revoked':
+      return { type: 'revoked', revocation: validRevocation(event.revocation) };
+    case 'unrevoked':
+      requireKind(event.kind);
+      requireText(event.key, 'key');
+      requireText(event.actor, 'actor');
+      requireTime(event.at, 'at');
+      return { type: 'unrevoked', kind: event.kind, key: event.key, actor: event.actor, at: event.at };
+    case 'partner_status': {
+      requireText(event.partnerId, 'partnerId');
+      requireText(event.actor, 'actor');
+      requireTime(event.at, 'at');
+      const change = event.change === null ? null : validPartnerStatus(event.change);
+      return { type: 'partner_status', partnerId: event.partnerId, change, actor: event.actor, at: event.at };
+    }
+    default:
+      return null;
+  }
+}
