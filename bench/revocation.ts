@@ -34,12 +34,11 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { decodeJwt } from 'jose';
 import type { Proc } from './lib/procs.ts';
-import { freePort, onInterrupt, stop, stopAll, waitForPort } from './lib/procs.ts';
+import { freePort, onInterrupt, stop, stopAll, waitForPort, spawnPinned } from './lib/procs.ts';
 import type { Distribution } from './lib/percentiles.ts';
 import { distribution } from './lib/percentiles.ts';
 import type { RedisServer } from './lib/redis.ts';
 import { startRedisServer } from './lib/redis.ts';
-import { spawnProcess, stopUnpinned } from './lib/spawn.ts';
 import { ensureTool, gitCommit, machine, versionOf } from './lib/system.ts';
 import type { Upstream } from './lib/target.ts';
 import type { Issuer } from './targets/jwt.ts';
@@ -165,7 +164,7 @@ async function startInstance(
     }),
   );
   const logFile = join(dir, 'portcullis.log');
-  const proc = spawnProcess(`portcullis-${name}`, node, [join(REPO_ROOT, 'src', 'cli', 'main.ts'), 'serve', '-c', file], { logFile, cwd: dir });
+  const proc = spawnPinned(`portcullis-${name}`, node, [join(REPO_ROOT, 'src', 'cli', 'main.ts'), 'serve', '-c', file], { cpu: undefined, logFile, cwd: dir });
   try {
     await waitForPort(proc, ports.listener, 30_000);
     await waitForPort(proc, ports.ops, 5_000);
@@ -420,7 +419,6 @@ async function main(argv: string[]): Promise<number> {
       for (const instance of running) instance.agent.destroy();
       await Promise.all(running.map((instance) => stop(instance.proc)));
       await redis?.stop();
-      await stopUnpinned();
       await stopAll();
       if (settings.keepTmp) log(`revocation: kept ${tmpDir}`);
       else rmSync(tmpDir, { recursive: true, force: true });

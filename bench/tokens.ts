@@ -40,10 +40,9 @@ import type { CryptoKey, JWK } from 'jose';
 import { createCa, issueClientCertificate, issueServerCertificate } from '../src/pki/dev-ca.ts';
 import type { IssuedCertificate } from '../src/pki/dev-ca.ts';
 import type { Proc } from './lib/procs.ts';
-import { cpuMicros, freePort, onInterrupt, stop, stopAll, waitForPort } from './lib/procs.ts';
+import { cpuMicros, freePort, onInterrupt, stop, stopAll, waitForPort, spawnPinned } from './lib/procs.ts';
 import type { Distribution } from './lib/percentiles.ts';
 import { distribution } from './lib/percentiles.ts';
-import { spawnProcess, stopUnpinned } from './lib/spawn.ts';
 import { ensureTool, machine } from './lib/system.ts';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -230,7 +229,7 @@ async function startGateway(dir: string, node: string, cpu: number | undefined):
   const file = join(configDir, 'portcullis.yaml');
   writeFileSync(file, gatewayConfig(dir, ports));
   const logFile = join(dir, 'portcullis.log');
-  const proc = spawnProcess('portcullis-tokens', node, [join(REPO_ROOT, 'src', 'cli', 'main.ts'), 'serve', '-c', file], { logFile, cwd: dir, ...(cpu !== undefined ? { cpu } : {}) });
+  const proc = spawnPinned('portcullis-tokens', node, [join(REPO_ROOT, 'src', 'cli', 'main.ts'), 'serve', '-c', file], { cpu, logFile, cwd: dir });
   try {
     await waitForPort(proc, ports.listener, 30_000);
   } catch (error) {
@@ -491,7 +490,6 @@ async function main(argv: string[]): Promise<number> {
   const cleanup = () =>
     (cleaning ??= (async () => {
       if (gateway) await stop(gateway.proc);
-      await stopUnpinned();
       await stopAll();
       if (settings.keepTmp) log(`tokens: kept ${tmpDir}`);
       else rmSync(tmpDir, { recursive: true, force: true });

@@ -21,8 +21,8 @@ export interface Proc {
 const running = new Set<Proc>();
 
 export interface SpawnPinnedOptions {
-  /** Core to pin to with `taskset -c`. */
-  cpu: number;
+  /** Core to pin to with `taskset -c`; unpinned when undefined (the scheduler places it, as a deployment would). */
+  cpu: number | undefined;
   /** File that receives the process's stdout and stderr. */
   logFile: string;
   cwd?: string;
@@ -30,12 +30,13 @@ export interface SpawnPinnedOptions {
 }
 
 /**
- * Starts `command args…` under `taskset -c <cpu>`. taskset execs the command, so the PID is the
- * command's own and every thread it creates inherits the pinning.
+ * Starts `command args…` under `taskset -c <cpu>` (or unpinned without a cpu). taskset execs the
+ * command, so the PID is the command's own and every thread it creates inherits the pinning.
  */
 export function spawnPinned(name: string, command: string, args: readonly string[], options: SpawnPinnedOptions): Proc {
   const log = createWriteStream(options.logFile, { flags: 'a' });
-  const child = spawn('taskset', ['-c', String(options.cpu), command, ...args], {
+  const [file, argv] = options.cpu === undefined ? [command, [...args]] : ['taskset', ['-c', String(options.cpu), command, ...args]];
+  const child = spawn(file, argv, {
     cwd: options.cwd,
     env: options.env ?? process.env,
     stdio: ['ignore', 'pipe', 'pipe'],

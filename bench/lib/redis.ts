@@ -9,7 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Proc } from './procs.ts';
 import { freePort, stop, waitForPort } from './procs.ts';
-import { spawnProcess } from './spawn.ts';
+import { spawnPinned } from './procs.ts';
 import { ensureTool, versionOf } from './system.ts';
 
 export interface RedisServer {
@@ -31,7 +31,7 @@ export async function startRedisServer(name: string, dir: string, cpu?: number):
   // Nothing on disk (no RDB snapshots, no AOF): a snapshot fork in the middle of a measured run
   // would take the core from the gateway.
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--protected-mode', 'yes', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning'];
-  const proc = spawnProcess(name, binary, args, { ...(cpu !== undefined ? { cpu } : {}), logFile: join(dir, 'redis.log') });
+  const proc = spawnPinned(name, binary, args, { cpu, logFile: join(dir, 'redis.log') });
   try {
     await waitForPort(proc, port, 10_000);
   } catch (error) {

@@ -439,14 +439,14 @@ function auditAllAllowed(records: readonly DecisionRecord[]): string {
   return `all ${records.length.toLocaleString('en-US')} decision records since the last check allowed (none refused by the limit), all with the same token`;
 }
 
-type CacheLookups = Record<'hit' | 'miss' | 'stale', number>;
+export type CacheLookups = Record<'hit' | 'miss' | 'stale', number>;
 
 /**
  * Reads `portcullis_token_cache_lookups_total` from the gateway's `/metrics`; each call returns
  * the lookups since the previous one (the warm-up and the measured run), or undefined when
  * this gateway does not export the counter (before the metrics landed).
  */
-function tokenCacheCounter(url: string): () => Promise<CacheLookups | undefined> {
+export function tokenCacheCounter(url: string): () => Promise<CacheLookups | undefined> {
   let previous: CacheLookups | undefined;
   return async () => {
     const { status, body } = await httpGet(url, {});

@@ -24,7 +24,7 @@ import { closeSync, fstatSync, mkdirSync, openSync, readSync, statSync, writeFil
 import { join } from 'node:path';
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import type { BenchContext, MeasuredRun, RunningTarget, TlsLoad } from '../lib/target.ts';
-import { httpGet, waitForPort } from '../lib/procs.ts';
+import { waitForPort } from '../lib/procs.ts';
 import { tlsGet } from '../lib/tls-load.ts';
 import { createTestPki } from '../../test/helpers/pki.ts';
 import type { TestLeaf } from '../../test/helpers/pki.ts';
@@ -32,6 +32,8 @@ import { startOcspResponder } from '../../test/helpers/ocsp-responder.ts';
 import type { OcspResponder } from '../../test/helpers/ocsp-responder.ts';
 import type { PortcullisPorts } from './portcullis.ts';
 import { portcullisPaths, startPortcullis } from './portcullis.ts';
+import { tokenCacheCounter } from './jwt.ts';
+import type { CacheLookups } from './jwt.ts';
 
 export type MtlsVariant = 'tls' | 'mtls' | 'mtls-new-connection';
 
@@ -443,27 +445,6 @@ function checkConnections(run: MeasuredRun, records: readonly DecisionRecord[], 
   if (newConnectionPerRequest && opened < run.requests) throw new Error(`${text}: fewer connections than requests`);
   if (!newConnectionPerRequest && opened > 2 * configured) throw new Error(`${text}: more than twice ${configured}: the connections were not kept alive`);
   return text;
-}
-
-type CacheLookups = Record<'hit' | 'miss' | 'stale', number>;
-
-/**
- * `portcullis_token_cache_lookups_total` from the gateway's `/metrics`; each call returns the
- * lookups since the previous one, or undefined when the gateway does not export it.
- */
-function tokenCacheCounter(url: string): () => Promise<CacheLookups | undefined> {
-  let previous: CacheLookups | undefined;
-  return async () => {
-    const { status, body } = await httpGet(url, {});
-    if (status !== 200 || !body.includes('portcullis_token_cache_lookups_total')) return undefined;
-    const now: CacheLookups = { hit: 0, miss: 0, stale: 0 };
-    for (const match of body.matchAll(/^portcullis_token_cache_lookups_total\{result="(hit|miss|stale)"\} (\d+(?:\.\d+)?(?:e\+?\d+)?)$/gm)) {
-      now[match[1] as keyof CacheLookups] = Number(match[2]);
-    }
-    const since = previous ? { hit: now.hit - previous.hit, miss: now.miss - previous.miss, stale: now.stale - previous.stale } : now;
-    previous = now;
-    return since;
-  };
 }
 
 /**
