@@ -9,9 +9,10 @@
  */
 import { Readable } from 'node:stream';
 import type { Writable } from 'node:stream';
+import type { Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'undici/types/header.js';
 import { buildUpstreamHeaders, stripResponseHeaders } from '../http/forward-headers.ts';
-import type { Refusal, RequestContext, StageOutcome } from './context.ts';
+import type { DownstreamResponse, Refusal, RequestContext, StageOutcome } from './context.ts';
 import { tracingActive, upstreamTraceparent } from '../observability/tracing.ts';
 
 const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'DELETE']);
@@ -46,18 +47,11 @@ export async function proxy(ctx: RequestContext): Promise<StageOutcome> {
   ctx.upstreamCalled = true;
   ctx.upstreamStartedAt = process.hrtime.bigint();
   try {
-    await entry.pool.stream(
+    await forward(
+      entry.pool,
       // undici would take the SNI from the Host header; the upstream's own name is the one to verify.
-      { path, method, headers, body, opaque: ctx, ...(route.upstream.servername ? { servername: route.upstream.servername } : {}) },
-      ({ statusCode, headers: upstreamHeaders }) => {
-        ctx.upstreamStatus = statusCode;
-        ctx.upstreamHeadersAt = process.hrtime.bigint();
-        const outgoing = stripResponseHeaders(upstreamHeaders as IncomingHttpHeaders) as Record<string, string | string[]>;
-        outgoing['x-request-id'] = ctx.requestId;
-        if (ctx.responseHeaders !== null) Object.assign(outgoing, ctx.responseHeaders);
-        (res as { writeHead(status: number, headers: Record<string, string | string[]>): unknown }).writeHead(statusCode, outgoing);
-        return res as Writable;
-      },
+      { path, method, headers, body, ...(route.upstream.servername ? { servername: route.upstream.servername } : {}) },
+      ctx,
     );
     return undefined;
   } catch (error) {
@@ -71,6 +65,86 @@ export async function proxy(ctx: RequestContext): Promise<StageOutcome> {
     }
     return refusal;
   }
+}
+
+/** undici reads `servername` from a request's options too (lib/core/request.js), though its types leave it out. */
+type ForwardOptions = Pick<Dispatcher.DispatchOptions, 'path' | 'method' | 'headers' | 'body'> & { servername?: string };
+
+/** The client went away before the upstream's response was passed on (named as Node names it). */
+class DownstreamClosedError extends Error {
+  readonly code = 'ERR_STREAM_PREMATURE_CLOSE';
+}
+
+/**
+ * Sends the request and streams the upstream's response into the downstream response, with
+ * backpressure both ways. Resolves once the response is handed to the client in full; rejects with
+ * the upstream's error, or with ERR_STREAM_PREMATURE_CLOSE when the client left first (the upstream
+ * request is aborted then). undici's low-level dispatch rather than `stream`: one handler object
+ * per request, no async-resource scope and no stream-lifecycle tracking, which cost more than the
+ * rest of the proxy stage.
+ */
+function forward(pool: Dispatcher, options: ForwardOptions, ctx: RequestContext): Promise<void> {
+  const res = ctx.res as DownstreamResponse & Writable;
+  return new Promise<void>((resolve, reject) => {
+    let controller: Dispatcher.DispatchController | null = null;
+    let settled = false;
+    let started = false;
+    const settle = (error: Error | null): void => {
+      if (settled) return;
+      settled = true;
+      res.removeListener('close', onDownstreamClose);
+      if (error === null) resolve();
+      else reject(error);
+    };
+    const onDownstreamClose = (): void => {
+      if (settled) return;
+      const error = new DownstreamClosedError('the client closed the connection before the response was complete');
+      controller?.abort(error);
+      settle(error);
+    };
+    const onDrain = (): void => controller?.resume();
+    res.once('close', onDownstreamClose);
+    const body = options.body;
+    if (body instanceof Readable) body.once('error', (error) => (controller === null ? settle(error) : controller.abort(error)));
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart(dispatchController) {
+        controller = dispatchController;
+        if (settled) dispatchController.abort(new DownstreamClosedError('the client closed the connection before the request was sent'));
+      },
+      onResponseStart(_controller, statusCode, upstreamHeaders) {
+        // 1xx interim responses (RFC 9110 §15.2) are the upstream's business, not the client's.
+        if (statusCode < 200 || settled) return;
+        started = true;
+        ctx.upstreamStatus = statusCode;
+        ctx.upstreamHeadersAt = process.hrtime.bigint();
+        const outgoing = stripResponseHeaders(upstreamHeaders as IncomingHttpHeaders) as Record<string, string | string[]>;
+        outgoing['x-request-id'] = ctx.requestId;
+        if (ctx.responseHeaders !== null) Object.assign(outgoing, ctx.responseHeaders);
+        (res as { writeHead(status: number, headers: Record<string, string | string[]>): unknown }).writeHead(statusCode, outgoing);
+      },
+      onResponseData(dispatchController, chunk) {
+        if (!started || settled) return;
+        if (res.write(chunk) === false) {
+          dispatchController.pause();
+          res.once('drain', onDrain);
+        }
+      },
+      onResponseEnd() {
+        if (!started || settled) return;
+        res.end();
+        settle(null);
+      },
+      onResponseError(_controller, error) {
+        settle(error);
+      },
+    };
+    try {
+      pool.dispatch(options as Dispatcher.DispatchOptions, handler);
+    } catch (error) {
+      // Invalid options (a header value undici refuses): nothing was sent.
+      settle(error as Error);
+    }
+  });
 }
 
 /**
