@@ -16,13 +16,15 @@ import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import type { BenchContext, RunningTarget, Target } from './lib/target.ts';
 import type { Row, Sample } from './lib/report.ts';
-import { coresTable, resultsTable, summarise, verdicts } from './lib/report.ts';
+import { coresTable, goalsOf, resultsTable, summarise, verdicts } from './lib/report.ts';
 import { clkTck, httpGet, onInterrupt, stopAll } from './lib/procs.ts';
 import { measure, waitForQuiet } from './lib/measure.ts';
 import { measureTls } from './lib/measure-tls.ts';
 import { tlsGet } from './lib/tls-load.ts';
 import { ensureTool, gitCommit, machine, versionOf } from './lib/system.ts';
-import { TARGETS } from './targets/index.ts';
+import { SUITES } from './targets/index.ts';
+import type { Suite } from './targets/index.ts';
+import { haproxyVersion } from './targets/haproxy.ts';
 import { startUpstream } from './targets/upstream.ts';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -36,14 +38,17 @@ by a Node TLS load generator (lib/tls-load.ts) on the same core with the same --
 wrk cannot present a client certificate.
 
 Options:
+  --suite NAME          default: the per-issue rows (ratios to fastify-proxy);
+                        peers: issue 8, Portcullis against HAProxy + jwt_verify and fastify +
+                        fast-jwt (ratios to haproxy-jwt-rs256; npm run bench:peers)
   --rounds N            measured rounds per target, interleaved (default 3)
   --duration SECONDS    length of each measured run (default 10)
   --warmup SECONDS      unmeasured run before each measured one (default 3; 0 to skip)
   --connections N       wrk connections (default 50)
   --threads N           wrk threads (default 1; the TLS load generator is one thread)
   --quick               smoke run: 1 round, 2 s, 1 s warm-up
-  --targets A,B         only these targets (plus the baseline and the rows they are compared
-                        with); default all
+  --targets A,B         only these targets of the suite (plus its baseline and the rows they
+                        are compared with); default all of the suite's
   --load-cpu N          core for wrk (default 0)
   --server-cpu N        core for the targets and the upstream (default 1)
   --quiet-wait SECONDS  before each measured run, wait up to this long for both cores to be
@@ -51,13 +56,15 @@ Options:
   --retries N           measure a run again (up to N times) when other processes took > 10 % of
                         a pinned core during it; the least noisy is kept (default 2; --quick 0)
   --keep-tmp            keep the temp dir (configs and logs) for inspection
-  --list                print the targets and exit
+  --list                print the suite's targets and exit
   -h, --help            this text
 
-Targets: ${TARGETS.map((t) => t.name).join(', ')}
+Targets (default suite): ${SUITES.default.selectable.map((t) => t.name).join(', ')}
+Targets (peers suite): ${SUITES.peers.targets.map((t) => t.name).join(', ')}
 `;
 
 interface Settings {
+  suite: keyof typeof SUITES;
   rounds: number;
   duration: number;
   warmup: number;
@@ -98,6 +105,7 @@ function parseSettings(argv: string[]): Settings | undefined {
       connections: { type: 'string', default: '50' },
       threads: { type: 'string', default: '1' },
       quick: { type: 'boolean', default: false },
+      suite: { type: 'string', default: 'default' },
       targets: { type: 'string' },
       'load-cpu': { type: 'string', default: '0' },
       'server-cpu': { type: 'string', default: '1' },
@@ -112,23 +120,32 @@ function parseSettings(argv: string[]): Settings | undefined {
     process.stdout.write(USAGE);
     return undefined;
   }
+  if (!Object.hasOwn(SUITES, values.suite)) throw new Error(`unknown suite "${values.suite}"; known: ${Object.keys(SUITES).join(', ')}`);
+  const suiteName = values.suite as keyof typeof SUITES;
+  const suite: Suite = SUITES[suiteName];
   if (values.list) {
-    for (const t of TARGETS) process.stdout.write(`${t.name.padEnd(18)} ${t.baseline ? '(baseline) ' : ''}${t.description}\n`);
+    for (const t of suite.selectable) {
+      const extra = suite.targets.includes(t) ? '' : '(with --targets only) ';
+      process.stdout.write(`${t.name.padEnd(28)} ${t.baseline ? '(baseline) ' : ''}${extra}${t.description}\n`);
+    }
     return undefined;
   }
-  let targets: readonly Target[] = TARGETS;
+  let targets: readonly Target[] = suite.targets;
   if (values.targets) {
+    const known = suite.selectable;
     const wanted = values.targets.split(',').map((name) => name.trim()).filter(Boolean);
-    for (const name of wanted) if (!TARGETS.some((t) => t.name === name)) throw new Error(`unknown target "${name}"; known: ${TARGETS.map((t) => t.name).join(', ')}`);
+    for (const name of wanted) if (!known.some((t) => t.name === name)) throw new Error(`unknown target "${name}" in the ${suiteName} suite; known: ${known.map((t) => t.name).join(', ')}`);
     // A row's goal or comparison needs the other row in the same run.
     // Transitively: a row's comparison may itself be compared with another.
     for (let i = 0; i < wanted.length; i++) {
-      const t = TARGETS.find((candidate) => candidate.name === wanted[i]);
-      for (const other of [t?.goal?.against, t?.compare]) if (other !== undefined && !wanted.includes(other)) wanted.push(other);
+      const t = known.find((candidate) => candidate.name === wanted[i]);
+      const others = [...(t ? goalsOf(t).map((goal) => goal.against) : []), t?.compare];
+      for (const other of others) if (other !== undefined && !wanted.includes(other)) wanted.push(other);
     }
-    targets = TARGETS.filter((t) => t.baseline || wanted.includes(t.name));
+    targets = known.filter((t) => t.baseline || wanted.includes(t.name));
   }
   const settings: Settings = {
+    suite: suiteName,
     rounds: count(values.rounds ?? (values.quick ? '1' : '3'), '--rounds', 1),
     duration: seconds(values.duration ?? (values.quick ? '2' : '10'), '--duration'),
     warmup: seconds(values.warmup ?? (values.quick ? '1' : '3'), '--warmup'),
@@ -178,7 +195,7 @@ const noise = (sample: Sample) => Math.max(sample.loadCoreOther, sample.serverCo
 function progressLine(target: string, sample: Sample, rounds: number): string {
   const errors = sample.non2xx3xx + Object.values(sample.socketErrors).reduce((a, b) => a + b, 0);
   return (
-    `round ${sample.round}/${rounds}  ${target.padEnd(18)} ${Math.round(sample.requestsPerSecond).toString().padStart(7)} req/s  ` +
+    `round ${sample.round}/${rounds}  ${target.padEnd(26)} ${Math.round(sample.requestsPerSecond).toString().padStart(7)} req/s  ` +
     `p50 ${sample.latencyMs['50']!.toFixed(2)} ms  p99 ${sample.latencyMs['99']!.toFixed(2)} ms  ` +
     `${(sample.cpuMicros / Math.max(1, sample.requests)).toFixed(1)} CPU µs/req  ` +
     `cores ${sample.loadCoreBusy.toFixed(0)}%/${sample.serverCoreBusy.toFixed(0)}% (others ${sample.loadCoreOther.toFixed(0)}%/${sample.serverCoreOther.toFixed(0)}%)` +
@@ -199,12 +216,18 @@ async function main(argv: string[]): Promise<number> {
   const wrk = ensureTool('wrk', ['wrk']);
   const nginx = ensureTool('nginx', ['nginx-light', 'nginx']);
   const node = findNode();
-  const versions = {
+  const versions: Record<string, string> = {
     node: execFileSync(node, ['--version'], { encoding: 'utf8' }).trim(),
     wrk: versionOf(wrk, ['-v']),
     nginx: versionOf(nginx, ['-v']),
   };
-  log(`bench: portcullis ${gitCommit(REPO_ROOT) ?? '(no git)'} | ${versions.wrk.replace(/ \[.*$/, '')} | ${versions.nginx} | node ${versions.node} (${node})`);
+  // Installs haproxy with apt-get when missing, as for nginx and wrk.
+  if (settings.targets.some((t) => t.name.startsWith('haproxy-'))) versions.haproxy = haproxyVersion();
+  log(
+    `bench: portcullis ${gitCommit(REPO_ROOT) ?? '(no git)'} | ${versions.wrk!.replace(/ \[.*$/, '')} | ${versions.nginx} | ` +
+      `${versions.haproxy ? `${versions.haproxy} | ` : ''}node ${versions.node} (${node})`,
+  );
+  if (settings.suite !== 'default') log(`bench: suite ${settings.suite}: ${SUITES[settings.suite].description}`);
   log(
     `bench: wrk -t${settings.threads} -c${settings.connections} on core ${settings.loadCpu}; targets + upstream on core ${settings.serverCpu}; ` +
       `${settings.rounds} round(s) × ${settings.duration} s measured, ${settings.warmup} s warm-up before each`,
@@ -269,6 +292,7 @@ async function main(argv: string[]): Promise<number> {
         const started = await target.start(ctx);
         running.set(target.name, started);
         row.cpuOf = started.cpuOf;
+        row.loadGenerator = started.tlsLoad ? 'tls-load' : 'wrk';
         const checks = started.checkRequests ?? [{}];
         for (const extra of checks) {
           const headers = { ...headersOf(started), ...extra };

@@ -45,13 +45,37 @@ export interface Row {
   status: 'ok' | 'skipped' | 'failed';
   reason?: string;
   baseline: boolean;
-  goal?: Goal;
+  /** One goal or several (see `Target.goal`). */
+  goal?: Goal | readonly Goal[];
   /** Target this row is reported against without a goal (see `Target.compare`). */
   compare?: string;
   cpuOf?: string;
+  /**
+   * What drove the row: wrk, or the TLS load generator (rows wrk cannot drive: mTLS). A ratio
+   * between rows driven by different generators mixes two clients' costs and is labelled so.
+   */
+  loadGenerator?: LoadGenerator;
   samples: Sample[];
   summary?: Summary;
 }
+
+export type LoadGenerator = 'wrk' | 'tls-load';
+
+const GENERATOR_NAMES: Record<LoadGenerator, string> = { wrk: 'wrk', 'tls-load': 'the TLS load generator' };
+
+/** A row's goals as a list (none, one or several). */
+export function goalsOf(row: Pick<Row, 'goal'>): readonly Goal[] {
+  if (row.goal === undefined) return [];
+  return Array.isArray(row.goal) ? row.goal : [row.goal as Goal];
+}
+
+/** Whether two rows were driven by different load generators (unknown counts as wrk). */
+function acrossGenerators(a: Pick<Row, 'loadGenerator'>, b: Pick<Row, 'loadGenerator'>): boolean {
+  return (a.loadGenerator ?? 'wrk') !== (b.loadGenerator ?? 'wrk');
+}
+
+/** Marks a ratio cell whose two rows had different load generators (explained under the table). */
+const ACROSS_MARK = ' †';
 
 export interface Summary {
   requestsPerSecond: number;
@@ -122,13 +146,22 @@ function table(header: readonly string[], body: readonly (readonly string[])[], 
   return [line(header), rule, ...body.map(line)].join('\n');
 }
 
-/** The main table (Markdown, so it can be pasted into docs/benchmarks.md as is). */
+/**
+ * The main table (Markdown, so it can be pasted into docs/benchmarks.md as is). Ratios between a
+ * row and a baseline driven by a different load generator are marked `†`, with a note under the
+ * table.
+ */
 export function resultsTable(rows: readonly Row[]): string {
-  const baseline = rows.find((row) => row.baseline)?.target ?? 'baseline';
+  const baselineRow = rows.find((row) => row.baseline);
+  const baseline = baselineRow?.target ?? 'baseline';
+  let marked: Row | undefined;
   const header = ['target', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'RSS MB', `req/s ÷ ${baseline}`, `p99 ÷ ${baseline}`];
   const body = rows.map((row) => {
     const s = row.summary;
     if (!s) return [row.target, row.status === 'skipped' ? 'skipped' : 'failed', '', '', '', '', '', ''];
+    const across = baselineRow !== undefined && s.throughputRatio !== undefined && acrossGenerators(row, baselineRow);
+    if (across) marked ??= row;
+    const mark = across ? ACROSS_MARK : '';
     return [
       s.errors > 0 ? `${row.target} (!)` : row.target,
       int.format(s.requestsPerSecond),
@@ -136,11 +169,16 @@ export function resultsTable(rows: readonly Row[]): string {
       fixed(s.p99Ms, 2),
       `${fixed(s.cpuMicrosPerRequest, 1)}${row.cpuOf && row.cpuOf !== 'gateway' && row.cpuOf !== 'proxy' ? ` (${row.cpuOf})` : ''}`,
       fixed(s.rssMB, 1),
-      ratio(s.throughputRatio),
-      ratio(s.p99Ratio),
+      `${ratio(s.throughputRatio)}${mark}`,
+      `${ratio(s.p99Ratio)}${mark}`,
     ];
   });
-  return table(header, body);
+  const text = table(header, body);
+  if (!marked || !baselineRow) return text;
+  return (
+    `${text}\n\n† across load generators: the row was driven by ${GENERATOR_NAMES[marked.loadGenerator ?? 'wrk']}, ` +
+    `${baseline} by ${GENERATOR_NAMES[baselineRow.loadGenerator ?? 'wrk']}; each client's own cost and behaviour differ, so the ratio says less than the others`
+  );
 }
 
 /**
@@ -178,51 +216,56 @@ export function coresTable(rows: readonly Row[], loadCpu: number, serverCpu: num
 }
 
 /**
- * One line per target that has a goal (the measured ratios and MET / NOT MET), and one per
- * target reported against another without a goal (`compare`: the ratios only).
+ * One line per goal of each target (the measured ratios and MET / NOT MET), and one per target
+ * reported against another without a goal (`compare`: the ratios only). A line comparing rows
+ * driven by different load generators says so.
  */
 export function verdicts(rows: readonly Row[]): string[] {
   const lines: string[] = [];
   for (const row of rows) {
-    const against = row.goal?.against ?? row.compare;
-    if (against === undefined) continue;
-    const base = rows.find((other) => other.target === against);
-    if (!row.summary || !base?.summary) {
-      const why = !row.summary ? `${row.target} ${row.status}${row.reason ? ` (${row.reason})` : ''}` : `${against} ${base?.status ?? 'missing'}`;
-      lines.push(`${row.target}: not measured: ${why}`);
+    const goals = goalsOf(row);
+    const checks: Array<{ against: string; goal?: Goal }> = goals.length ? goals.map((goal) => ({ against: goal.against, goal })) : row.compare !== undefined ? [{ against: row.compare }] : [];
+    if (checks.length === 0) continue;
+    if (!row.summary) {
+      // One line for the row, not one per goal.
+      lines.push(`${row.target}: not measured: ${row.target} ${row.status}${row.reason ? ` (${row.reason})` : ''}`);
       continue;
     }
-    const throughput = row.summary.requestsPerSecond / base.summary.requestsPerSecond;
-    const clean = row.summary.errors === 0;
-    const errors = clean ? '' : `, ${row.summary.errors} errors`;
-    const goal = row.goal;
-    if (!goal) {
-      lines.push(
-        `${row.target}: ${throughput.toFixed(2)}× ${against} throughput (${costText(throughput)}), ` +
-          `CPU ${fixed(row.summary.cpuMicrosPerRequest, 1)} vs ${fixed(base.summary.cpuMicrosPerRequest, 1)} µs/req, ` +
-          `p99 ${fixed(row.summary.p99Ms, 2)} ms vs ${fixed(base.summary.p99Ms, 2)} ms${errors}: no target, reported only`,
-      );
-      continue;
-    }
-    const throughputOk = throughput >= goal.minThroughputRatio;
-    const p99Ok = !goal.lowerP99 || row.summary.p99Ms < base.summary.p99Ms;
-    const met = throughputOk && p99Ok && clean;
-    const p99 = `p99 ${fixed(row.summary.p99Ms, 2)} ms vs ${fixed(base.summary.p99Ms, 2)} ms${goal.lowerP99 ? ' (target: lower)' : ''}`;
-    if (goal.minThroughputRatio < 1) {
-      // A cost budget: the row does more work than the one it is compared with, and may lose
-      // at most (1 − ratio) of its throughput doing it.
-      const budget = Math.round((1 - goal.minThroughputRatio) * 100);
-      lines.push(
-        `${row.target}: ${throughput.toFixed(2)}× ${against} throughput (${costText(throughput)}; target ≥ ${goal.minThroughputRatio}×, a cost of at most ${budget}%), ` +
-          `CPU ${fixed(row.summary.cpuMicrosPerRequest, 1)} vs ${fixed(base.summary.cpuMicrosPerRequest, 1)} µs/req, ${p99}${errors}: ${met ? 'MET' : 'NOT MET'}`,
-      );
-      continue;
-    }
-    lines.push(
-      `${row.target}: ${throughput.toFixed(2)}× ${against} throughput (target ≥ ${goal.minThroughputRatio}×), ${p99}${errors}: ${met ? 'MET' : 'NOT MET'}`,
-    );
+    for (const { against, goal } of checks) lines.push(verdict(rows, row, against, goal));
   }
   return lines;
+}
+
+function verdict(rows: readonly Row[], row: Row, against: string, goal: Goal | undefined): string {
+  const base = rows.find((other) => other.target === against);
+  if (!row.summary || !base?.summary) return `${row.target}: not measured: ${against} ${base?.status ?? 'missing'}`;
+  const throughput = row.summary.requestsPerSecond / base.summary.requestsPerSecond;
+  const clean = row.summary.errors === 0;
+  const errors = clean ? '' : `, ${row.summary.errors} errors`;
+  const across = acrossGenerators(row, base)
+    ? ` [across load generators: ${GENERATOR_NAMES[row.loadGenerator ?? 'wrk']} vs ${GENERATOR_NAMES[base.loadGenerator ?? 'wrk']}]`
+    : '';
+  if (!goal) {
+    return (
+      `${row.target}: ${throughput.toFixed(2)}× ${against} throughput (${costText(throughput)}), ` +
+      `CPU ${fixed(row.summary.cpuMicrosPerRequest, 1)} vs ${fixed(base.summary.cpuMicrosPerRequest, 1)} µs/req, ` +
+      `p99 ${fixed(row.summary.p99Ms, 2)} ms vs ${fixed(base.summary.p99Ms, 2)} ms${errors}${across}: no target, reported only`
+    );
+  }
+  const throughputOk = throughput >= goal.minThroughputRatio;
+  const p99Ok = !goal.lowerP99 || row.summary.p99Ms < base.summary.p99Ms;
+  const met = throughputOk && p99Ok && clean;
+  const p99 = `p99 ${fixed(row.summary.p99Ms, 2)} ms vs ${fixed(base.summary.p99Ms, 2)} ms${goal.lowerP99 ? ' (target: lower)' : ''}`;
+  if (goal.minThroughputRatio < 1) {
+    // A cost budget: the row does more work than the one it is compared with, and may lose
+    // at most (1 − ratio) of its throughput doing it.
+    const budget = Math.round((1 - goal.minThroughputRatio) * 100);
+    return (
+      `${row.target}: ${throughput.toFixed(2)}× ${against} throughput (${costText(throughput)}; target ≥ ${goal.minThroughputRatio}×, a cost of at most ${budget}%), ` +
+      `CPU ${fixed(row.summary.cpuMicrosPerRequest, 1)} vs ${fixed(base.summary.cpuMicrosPerRequest, 1)} µs/req, ${p99}${errors}${across}: ${met ? 'MET' : 'NOT MET'}`
+    );
+  }
+  return `${row.target}: ${throughput.toFixed(2)}× ${against} throughput (target ≥ ${goal.minThroughputRatio}×), ${p99}${errors}${across}: ${met ? 'MET' : 'NOT MET'}`;
 }
 
 /** `costs 18%` of the other's throughput, or `faster` when it is not slower. */

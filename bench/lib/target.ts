@@ -132,7 +132,8 @@ export interface Target {
   description: string;
   /** Ratios in the table are computed against the baseline target (exactly one). */
   baseline?: boolean;
-  goal?: Goal;
+  /** One goal, or several (each gets its own MET / NOT MET line). */
+  goal?: Goal | readonly Goal[];
   /**
    * Another target this one is reported against without a goal (a verdict-style line with the
    * throughput ratio and the CPU per request of both, no MET / NOT MET).

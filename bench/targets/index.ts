@@ -4,13 +4,15 @@
  * To add a row (HAProxy + jwt_verify, …), add an entry.
  */
 import { join } from 'node:path';
-import type { Target } from '../lib/target.ts';
+import type { BenchContext, Goal, RunningTarget, Target } from '../lib/target.ts';
 import { freePort, spawnPinned, stop, waitForPort } from '../lib/procs.ts';
 import { plainConfig, serveUnavailable, startPortcullis } from './portcullis.ts';
 import type { JwtAlgorithm } from './jwt.ts';
-import { BENCH_RATE_LIMIT, startJwtTarget } from './jwt.ts';
+import { AUDIENCE, BENCH_RATE_LIMIT, ISSUER, createPeerIssuer, proveTokenIsEnforced, startJwtTarget } from './jwt.ts';
 import { startMtlsTarget } from './mtls.ts';
 import { auditTarget } from './audit.ts';
+import { haproxyTarget } from './haproxy.ts';
+import { fullMtlsTarget, fullTarget } from './full.ts';
 
 /**
  * Issue 3: the cached full authorization path may cost at most 25 % of the plain proxy path's
@@ -132,3 +134,102 @@ export const TARGETS: readonly Target[] = [
     start: (ctx) => startMtlsTarget(ctx, 'portcullis-mtls-jwt-bound-new-connection', 'mtls-new-connection'),
   },
 ];
+
+/**
+ * Issue 8's Node peer: targets/fastify-jwt.ts (fastify-proxy plus fast-jwt in an onRequest
+ * hook). Before it is measured it must refuse every bad token of `proveTokenIsEnforced`.
+ */
+async function startFastifyJwt(ctx: BenchContext, name: string): Promise<RunningTarget> {
+  const dir = join(ctx.tmpDir, name);
+  const issuer = await createPeerIssuer(ctx, join(dir, 'issuer'), 'RS256');
+  const port = await freePort();
+  const log = join(dir, 'fastify-jwt.log');
+  const proc = spawnPinned(
+    name,
+    ctx.node,
+    [
+      join(ctx.benchDir, 'targets', 'fastify-jwt.ts'),
+      ...['--port', String(port), '--upstream', ctx.upstream.origin, '--prefix', '/bench'],
+      ...['--public-key', issuer.publicKeyFile, '--algorithm', 'RS256', '--issuer', ISSUER, '--audience', AUDIENCE],
+    ],
+    { cpu: ctx.serverCpu, cwd: ctx.benchDir, logFile: log },
+  );
+  const url = `http://127.0.0.1:${port}${ctx.path}`;
+  try {
+    await waitForPort(proc, port, 20_000);
+    await proveTokenIsEnforced(url, ctx.host, issuer, ctx.upstream.body);
+  } catch (error) {
+    await stop(proc);
+    throw new Error(`${(error as Error).message}; see ${log}`);
+  }
+  return { url, measured: proc, cpuOf: 'proxy', stop: () => stop(proc), headers: issuer.headers };
+}
+
+/**
+ * Issue 8's rows that are not in the default suite: Portcullis with everything on, and the
+ * peers. `--targets` can name them in the default suite too (without the peer suite's goals).
+ */
+export const PEER_ROWS: readonly Target[] = [
+  fullTarget('RS256'),
+  fullTarget('ES256'),
+  fullMtlsTarget(),
+  haproxyTarget('plain'),
+  haproxyTarget('RS256'),
+  haproxyTarget('ES256'),
+  {
+    name: 'fastify-jwt-rs256',
+    description: 'wrk → fastify 5 + @fastify/http-proxy + fast-jwt RS256 in an onRequest hook (signature, exp, iss, aud; no verifier cache: a signature check per request) → nginx',
+    start: (ctx) => startFastifyJwt(ctx, 'fastify-jwt-rs256'),
+  },
+];
+
+/** Issue 8: the peer suite's ratio columns are against HAProxy + jwt_verify RS256. */
+export const PEERS_BASELINE = 'haproxy-jwt-rs256';
+
+/** Issue 8: every Portcullis row at least twice the throughput of fastify + fast-jwt RS256. */
+const TWICE_FASTIFY_JWT: Goal = { against: 'fastify-jwt-rs256', minThroughputRatio: 2, lowerP99: false };
+
+/** Issue 8's targets for its rows (besides `TWICE_FASTIFY_JWT` for every Portcullis row). */
+const PEER_GOALS: Readonly<Record<string, readonly Goal[]>> = {
+  // Issue 2 asked 1.3×; issue 8 asks 1.5×.
+  'portcullis-plain': [{ against: 'fastify-proxy', minThroughputRatio: 1.5, lowerP99: true }],
+  'portcullis-full-rs256': [{ against: PEERS_BASELINE, minThroughputRatio: 1, lowerP99: true }],
+  'portcullis-full-es256': [{ against: 'haproxy-jwt-es256', minThroughputRatio: 1.5, lowerP99: false }],
+};
+
+/** `npm run bench:peers`: issue 8's rows, in this order. */
+const PEER_ORDER = [
+  'direct',
+  'portcullis-plain',
+  'portcullis-full-rs256',
+  'portcullis-full-es256',
+  'portcullis-full-mtls-bound',
+  'haproxy-plain',
+  'haproxy-jwt-rs256',
+  'haproxy-jwt-es256',
+  'fastify-proxy',
+  'fastify-jwt-rs256',
+] as const;
+
+/** The peer suite's rows: issue 8's goals and baseline in place of the rows' own. */
+export const PEER_TARGETS: readonly Target[] = PEER_ORDER.map((name) => {
+  const row = [...TARGETS, ...PEER_ROWS].find((t) => t.name === name);
+  if (!row) throw new Error(`peer suite: no target ${name}`);
+  const { goal: _goal, compare: _compare, baseline: _baseline, ...rest } = row;
+  const goals = [...(PEER_GOALS[name] ?? []), ...(name.startsWith('portcullis-') ? [TWICE_FASTIFY_JWT] : [])];
+  return { ...rest, ...(name === PEERS_BASELINE ? { baseline: true } : {}), ...(goals.length ? { goal: goals } : {}) };
+});
+
+export interface Suite {
+  /** What `--help` says about it. */
+  description: string;
+  /** The rows run when `--targets` is not given, in report order. */
+  targets: readonly Target[];
+  /** The rows `--targets` may name (the suite's, and for the default suite the peer rows too). */
+  selectable: readonly Target[];
+}
+
+export const SUITES: Readonly<Record<'default' | 'peers', Suite>> = {
+  default: { description: 'the per-issue rows, ratios to fastify-proxy', targets: TARGETS, selectable: [...TARGETS, ...PEER_ROWS] },
+  peers: { description: "issue 8: Portcullis against HAProxy + jwt_verify and fastify + fast-jwt, ratios to haproxy-jwt-rs256", targets: PEER_TARGETS, selectable: PEER_TARGETS },
+};

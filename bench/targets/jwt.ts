@@ -16,7 +16,8 @@
  * - rate-limited (issue 7): cached, plus a rate limit on the partner that never refuses,
  *   counted in the gateway (`local`) or in Redis (`shared`): what the check costs per request.
  */
-import { randomUUID } from 'node:crypto';
+import { createPublicKey, randomUUID } from 'node:crypto';
+import type { JsonWebKey } from 'node:crypto';
 import { mkdirSync, openSync, closeSync, readSync, fstatSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
@@ -29,8 +30,8 @@ import { portcullisPaths, startPortcullis } from './portcullis.ts';
 
 export type JwtAlgorithm = 'RS256' | 'ES256';
 
-const ISSUER = 'https://issuer.bench.localhost';
-const AUDIENCE = 'https://api.bench.localhost/bench';
+export const ISSUER = 'https://issuer.bench.localhost';
+export const AUDIENCE = 'https://api.bench.localhost/bench';
 const CLIENT_ID = 'bench-client';
 const SCOPE = 'bench:read';
 
@@ -175,8 +176,12 @@ ${sections}`;
 
 export interface Issuer {
   jwks: { keys: Array<Record<string, unknown>> };
-  /** `count` tokens for `clientId` (default: bench-partner's), each with its own `jti`. */
-  mint(count: number, lifetimeSeconds: number, clientId?: string): Promise<string[]>;
+  /**
+   * `count` tokens for `clientId` (default: bench-partner's), each with its own `jti`; `claims`
+   * replaces `iss` or `aud` (the peers' start-up probes: a token for another issuer or audience).
+   * A negative lifetime mints expired tokens.
+   */
+  mint(count: number, lifetimeSeconds: number, clientId?: string, claims?: { iss?: string; aud?: string }): Promise<string[]>;
 }
 
 /** A fresh key pair for `alg` (RSA 2048 bits, or P-256), its JWKS and a token minter. */
@@ -186,7 +191,7 @@ export async function createIssuer(alg: JwtAlgorithm): Promise<Issuer> {
   const kid = await calculateJwkThumbprint(jwk, 'sha256');
   return {
     jwks: { keys: [{ ...jwk, kid, alg, use: 'sig' }] },
-    async mint(count, lifetimeSeconds, clientId = CLIENT_ID) {
+    async mint(count, lifetimeSeconds, clientId = CLIENT_ID, claims = {}) {
       const issuedAt = Math.floor(Date.now() / 1000);
       const tokens: string[] = new Array(count);
       // Signing runs in the libuv pool (WebCrypto): a few at a time keeps it busy. RS256 signing
@@ -199,10 +204,11 @@ export async function createIssuer(alg: JwtAlgorithm): Promise<Issuer> {
           // is the client; a unique `jti` makes every token distinct.
           tokens[i] = await new SignJWT({ client_id: clientId, scope: SCOPE })
             .setProtectedHeader({ alg, typ: 'at+jwt', kid })
-            .setIssuer(ISSUER)
+            .setIssuer(claims.iss ?? ISSUER)
             .setSubject(clientId)
-            .setAudience(AUDIENCE)
-            .setIssuedAt(issuedAt)
+            .setAudience(claims.aud ?? AUDIENCE)
+            // An expired token was issued a minute before it expired, not after.
+            .setIssuedAt(lifetimeSeconds > 0 ? issuedAt : issuedAt + lifetimeSeconds - 60)
             .setExpirationTime(issuedAt + lifetimeSeconds)
             .setJti(randomUUID())
             .sign(privateKey);
@@ -302,7 +308,7 @@ async function startRateLimitTarget(
   issuer: Issuer,
   headers: Record<string, string>,
   mode: 'local' | 'redis',
-): Promise<RunningTarget> {
+): Promise<RunningTarget & { opsPort: number }> {
   const paths = portcullisPaths(ctx, name);
   // Pinned to the server core like the upstream: the round trip is part of the cost measured,
   // and Redis's CPU is not charged to the gateway's column (it is its own process).
@@ -338,6 +344,8 @@ async function startRateLimitTarget(
   let redisCpuMicros = redis ? cpuMicros(redis.proc.pid) : 0;
   return {
     ...target,
+    // For rows that add checks of their own (targets/full.ts reads the audit metrics).
+    opsPort,
     stop: stopAll,
     headers,
     // Since the limit probe: its own 429 is not a refusal of the measured row.
@@ -549,4 +557,75 @@ function describeRefusals(records: readonly DecisionRecord[], which: string): st
     `decision log: ${refused.length} of ${which} ${records.length} requests refused (${[...reasons].map(([reason, n]) => `${reason} ×${n}`).join(', ')})` +
     (latest?.detail ? `; latest: ${latest.detail}` : '')
   );
+}
+
+/**
+ * A peer JWT row's issuer (HAProxy + `jwt_verify`, fastify + fast-jwt): a fresh key pair, its
+ * public half as an SPKI PEM file (what both peers take), the row's token, and the requests a
+ * peer must refuse before it is measured.
+ */
+export interface PeerIssuer {
+  /** PEM (SPKI) of the public key, in the row's folder. */
+  publicKeyFile: string;
+  /** `authorization: Bearer <the row's token>`: the same token on every request (neither peer caches a verification). */
+  headers: Record<string, string>;
+  /** Requests that must be refused (401 or 403): each names what is wrong with it. */
+  refusals: Array<{ what: string; headers: Record<string, string> }>;
+}
+
+/** The other algorithm of the two the rows use: a token signed with it must be refused. */
+const OTHER_ALGORITHM: Record<JwtAlgorithm, JwtAlgorithm> = { RS256: 'ES256', ES256: 'RS256' };
+
+/** Mints the row's token and the probes' (see `PeerIssuer`) with keys made for this row only. */
+export async function createPeerIssuer(ctx: Pick<BenchContext, 'maxRunSeconds'>, dir: string, alg: JwtAlgorithm): Promise<PeerIssuer> {
+  mkdirSync(dir, { recursive: true });
+  const issuer = await createIssuer(alg);
+  const publicKeyFile = join(dir, 'public.pem');
+  const publicKey = createPublicKey({ key: issuer.jwks.keys[0] as JsonWebKey, format: 'jwk' });
+  writeFileSync(publicKeyFile, publicKey.export({ type: 'spki', format: 'pem' }));
+  const lifetimeSeconds = Math.max(MIN_TOKEN_LIFETIME_SECONDS, Math.ceil(ctx.maxRunSeconds));
+  const [token] = await issuer.mint(1, lifetimeSeconds);
+  const [expired] = await issuer.mint(1, -120);
+  const [otherIssuer] = await issuer.mint(1, lifetimeSeconds, undefined, { iss: 'https://other-issuer.bench.localhost' });
+  const [otherAudience] = await issuer.mint(1, lifetimeSeconds, undefined, { aud: 'https://api.bench.localhost/other' });
+  const [otherKey] = await (await createIssuer(alg)).mint(1, lifetimeSeconds);
+  const [otherAlgorithm] = await (await createIssuer(OTHER_ALGORITHM[alg])).mint(1, lifetimeSeconds);
+  const bearer = (value: string) => ({ authorization: `Bearer ${value}` });
+  // RFC 7515 §5.2: any change to the signature must fail verification. The middle character, so
+  // that the change is not in the last character's unused padding bits.
+  const [header, payload, signature] = token!.split('.') as [string, string, string];
+  const middle = signature.length >> 1;
+  const tampered = `${header}.${payload}.${signature.slice(0, middle)}${signature[middle] === 'A' ? 'B' : 'A'}${signature.slice(middle + 1)}`;
+  // RFC 7519 §6: an unsecured JWT, the payload of the row's token, no signature.
+  const unsecured = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'at+jwt' })).toString('base64url')}.${payload}.`;
+  return {
+    publicKeyFile,
+    headers: bearer(token!),
+    refusals: [
+      { what: 'no Authorization header', headers: {} },
+      { what: 'a tampered signature', headers: bearer(tampered) },
+      { what: 'an unsecured token (alg: none)', headers: bearer(unsecured) },
+      { what: 'a token signed by another key', headers: bearer(otherKey!) },
+      { what: `a token signed with ${OTHER_ALGORITHM[alg]}`, headers: bearer(otherAlgorithm!) },
+      { what: 'an expired token', headers: bearer(expired!) },
+      { what: 'a token of another issuer', headers: bearer(otherIssuer!) },
+      { what: 'a token for another audience', headers: bearer(otherAudience!) },
+    ],
+  };
+}
+
+/**
+ * A peer that let a bad token through would be measured doing less than "verify the token":
+ * before it is measured, each of `issuer.refusals` must be refused (401 or 403) and the row's
+ * token must get 200 with the upstream's body.
+ */
+export async function proveTokenIsEnforced(url: string, host: string, issuer: PeerIssuer, body: string): Promise<void> {
+  const wrong: string[] = [];
+  for (const probe of issuer.refusals) {
+    const answer = await httpGet(url, { Host: host, ...probe.headers });
+    if (answer.status !== 401 && answer.status !== 403) wrong.push(`${probe.what}: ${answer.status}`);
+  }
+  const right = await httpGet(url, { Host: host, ...issuer.headers });
+  if (right.status !== 200 || right.body !== body) wrong.push(`the row's token: ${right.status} ${JSON.stringify(right.body.slice(0, 100))}, not 200 with the upstream body`);
+  if (wrong.length > 0) throw new Error(`the token is not enforced as the row claims (want 401 or 403): ${wrong.join('; ')}`);
 }

@@ -189,7 +189,7 @@ async function createIssuer(): Promise<{ jwks: object; mint(lifetimeSeconds: num
 }
 
 /** Starts one of the three rows: see the file comment. */
-export async function startMtlsTarget(ctx: BenchContext, name: string, variant: MtlsVariant): Promise<RunningTarget> {
+export async function startMtlsTarget(ctx: BenchContext, name: string, variant: MtlsVariant): Promise<RunningTarget & { opsPort: number }> {
   const mutual = variant !== 'tls';
   const paths = portcullisPaths(ctx, name);
   const issuerDir = join(paths.dir, 'issuer');
@@ -279,6 +279,8 @@ export async function startMtlsTarget(ctx: BenchContext, name: string, variant: 
   let ocspQueries = responder?.requests ?? 0;
   return {
     ...gateway,
+    // For rows that add checks of their own (targets/full.ts reads the audit metrics).
+    opsPort,
     url,
     stop,
     headers,

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Row, Sample } from '../lib/report.ts';
-import { median, resultsTable, summarise, verdicts } from '../lib/report.ts';
+import { goalsOf, median, resultsTable, summarise, verdicts } from '../lib/report.ts';
 
 function sample(round: number, rps: number, p99: number, cpuPerReq: number): Sample {
   const requests = rps * 10;
@@ -137,4 +137,81 @@ test('a failed row gets a "not measured" line against its comparison too', () =>
   table[3]!.reason = '12 non-2xx/3xx responses in round 1';
   delete table[3]!.summary;
   assert.equal(verdicts(table)[2], 'portcullis-jwt-es256-uncached: not measured: portcullis-jwt-es256-uncached failed (12 non-2xx/3xx responses in round 1)');
+});
+
+/** Issue 8: a row with several goals, against HAProxy (wrk) and an mTLS row (TLS load generator). */
+function peerRows(fullRps: number, fullP99: number): Row[] {
+  const row = (target: string, rps: number, p99: number, extra: Partial<Row> = {}): Row => ({
+    target,
+    description: '',
+    status: 'ok',
+    baseline: false,
+    cpuOf: 'proxy',
+    loadGenerator: 'wrk',
+    samples: [sample(1, rps, p99, 100)],
+    ...extra,
+  });
+  const table = [
+    row('portcullis-full-rs256', fullRps, fullP99, {
+      cpuOf: 'gateway',
+      goal: [
+        { against: 'haproxy-jwt-rs256', minThroughputRatio: 1, lowerP99: true },
+        { against: 'fastify-jwt-rs256', minThroughputRatio: 2, lowerP99: false },
+      ],
+    }),
+    row('portcullis-full-mtls-bound', 9000, 8, { cpuOf: 'gateway', loadGenerator: 'tls-load', goal: [{ against: 'fastify-jwt-rs256', minThroughputRatio: 2, lowerP99: false }] }),
+    row('haproxy-jwt-rs256', 10000, 6, { baseline: true }),
+    row('fastify-jwt-rs256', 4000, 20),
+  ];
+  summarise(table);
+  return table;
+}
+
+test('goalsOf: none, one goal, a list', () => {
+  const goal = { against: 'x', minThroughputRatio: 1, lowerP99: false };
+  assert.deepEqual(goalsOf({}), []);
+  assert.deepEqual(goalsOf({ goal }), [goal]);
+  assert.deepEqual(goalsOf({ goal: [goal, goal] }), [goal, goal]);
+});
+
+test('a row with several goals gets one verdict line per goal, each MET or NOT MET on its own', () => {
+  const lines = verdicts(peerRows(11000, 5));
+  assert.equal(lines[0], 'portcullis-full-rs256: 1.10× haproxy-jwt-rs256 throughput (target ≥ 1×), p99 5.00 ms vs 6.00 ms (target: lower): MET');
+  assert.equal(lines[1], 'portcullis-full-rs256: 2.75× fastify-jwt-rs256 throughput (target ≥ 2×), p99 5.00 ms vs 20.00 ms: MET');
+  const slower = verdicts(peerRows(7000, 7));
+  assert.match(slower[0]!, /^portcullis-full-rs256: 0\.70× haproxy-jwt-rs256 .*: NOT MET$/);
+  assert.match(slower[1]!, /^portcullis-full-rs256: 1\.75× fastify-jwt-rs256 .*: NOT MET$/);
+  const fasterButJittery = verdicts(peerRows(11000, 9));
+  assert.match(fasterButJittery[0]!, /p99 9\.00 ms vs 6\.00 ms \(target: lower\): NOT MET$/);
+  assert.match(fasterButJittery[1]!, /: MET$/);
+});
+
+test('a failed row with several goals gets one "not measured" line; a missing comparison row is named', () => {
+  const table = peerRows(11000, 5);
+  table[0]!.status = 'failed';
+  table[0]!.reason = 'process 42 exited during the run';
+  delete table[0]!.summary;
+  table[3]!.status = 'skipped';
+  delete table[3]!.summary;
+  assert.deepEqual(verdicts(table), [
+    'portcullis-full-rs256: not measured: portcullis-full-rs256 failed (process 42 exited during the run)',
+    'portcullis-full-mtls-bound: not measured: fastify-jwt-rs256 skipped',
+  ]);
+});
+
+test('a ratio across load generators is labelled, in the verdict and in the table', () => {
+  const table = peerRows(11000, 5);
+  const lines = verdicts(table);
+  assert.equal(
+    lines[2],
+    'portcullis-full-mtls-bound: 2.25× fastify-jwt-rs256 throughput (target ≥ 2×), p99 8.00 ms vs 20.00 ms [across load generators: the TLS load generator vs wrk]: MET',
+  );
+  assert.doesNotMatch(lines[0]!, /across/);
+  const text = resultsTable(table);
+  assert.match(text, /\| portcullis-full-mtls-bound \| +9,000 \|.*\| +0\.90× † \| +1\.33× † \|/);
+  assert.match(text, /\| portcullis-full-rs256 +\| +11,000 \|.*\| +1\.10× \| +0\.83× \|/);
+  assert.match(text, /\n† across load generators: the row was driven by the TLS load generator, haproxy-jwt-rs256 by wrk/);
+  // No mark, no note, when every row had the same generator.
+  const sameGenerator = peerRows(11000, 5).filter((row) => row.loadGenerator === 'wrk');
+  assert.doesNotMatch(resultsTable(sameGenerator), /†/);
 });
