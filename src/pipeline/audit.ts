@@ -30,7 +30,39 @@ export function decisionRecord(ctx: DecisionInput, outcome: Outcome, endedAt: bi
     ctx.upstreamStartedAt !== null ? (ctx.upstreamHeadersAt ?? endedAt) - ctx.upstreamStartedAt : 0n;
   const route = ctx.route;
   const principal = ctx.principal;
-  return {
+  // Built member by member rather than with conditional spreads: a spread allocates an object
+  // per member group and costs more than the rest of the record.
+  const portcullis: Record<string, unknown> = {};
+  if (principal !== null) portcullis['agreement'] = { id: principal.partner.agreement?.id ?? null };
+  portcullis['api'] = route?.apiId ?? null;
+  portcullis['config_hash'] = ctx.snapshot.hash;
+  if (principal !== null) portcullis['credential'] = { id: principal.credential.id, long_lived: principal.longLived, type: principal.credentialType };
+  portcullis['decided_by'] = ctx.decidedBy;
+  portcullis['decision'] = outcome.decision;
+  if (outcome.detail) portcullis['detail'] = outcome.detail;
+  portcullis['flags'] = ctx.flags;
+  portcullis['host'] = bounded(ctx.host);
+  portcullis['latency'] = {
+    gateway_ms: Number((totalNs - upstreamNs) / 1000n) / 1000,
+    upstream_ms: Number(upstreamNs / 1000n) / 1000,
+  };
+  portcullis['listener'] = ctx.listener.name;
+  portcullis['partner'] = principal !== null ? { id: principal.partner.id, tier: principal.partner.tier } : null;
+  if (principal !== null) portcullis['purpose'] = ctx.purpose;
+  portcullis['reason'] = outcome.reason;
+  portcullis['route'] = route?.id ?? null;
+  if (principal !== null) {
+    portcullis['scopes'] = [...principal.scopes];
+    portcullis['token'] = principal.tokenId !== null || principal.issuer !== null ? { iss: principal.issuer, jti: principal.tokenId } : null;
+  }
+  portcullis['upstream'] = {
+    called: ctx.upstreamCalled,
+    id: route && ctx.upstreamCalled ? route.upstream.id : null,
+    status: ctx.upstreamStatus,
+  };
+  portcullis['zone'] = ctx.listener.zone;
+
+  const record: Record<string, unknown> = {
     '@timestamp': ctx.receivedAt.toISOString(),
     event: {
       action: 'gateway.request',
@@ -48,53 +80,21 @@ export function decisionRecord(ctx: DecisionInput, outcome: Outcome, endedAt: bi
     },
     // Who called, under which agreement, with which credential — never the credential itself:
     // ids, the token's `jti` and issuer, the scopes it carried, the declared purpose.
-    portcullis: {
-      ...(principal !== null ? { agreement: { id: principal.partner.agreement?.id ?? null } } : {}),
-      api: route?.apiId ?? null,
-      config_hash: ctx.snapshot.hash,
-      ...(principal !== null ? { credential: { id: principal.credential.id, long_lived: principal.longLived, type: principal.credentialType } } : {}),
-      decided_by: ctx.decidedBy,
-      decision: outcome.decision,
-      ...(outcome.detail ? { detail: outcome.detail } : {}),
-      flags: ctx.flags,
-      host: bounded(ctx.host),
-      latency: {
-        gateway_ms: Number((totalNs - upstreamNs) / 1000n) / 1000,
-        upstream_ms: Number(upstreamNs / 1000n) / 1000,
-      },
-      listener: ctx.listener.name,
-      partner: principal !== null ? { id: principal.partner.id, tier: principal.partner.tier } : null,
-      ...(principal !== null ? { purpose: ctx.purpose } : {}),
-      reason: outcome.reason,
-      route: route?.id ?? null,
-      ...(principal !== null
-        ? {
-            scopes: [...principal.scopes],
-            token: principal.tokenId !== null || principal.issuer !== null ? { iss: principal.issuer, jti: principal.tokenId } : null,
-          }
-        : {}),
-      upstream: {
-        called: ctx.upstreamCalled,
-        id: route && ctx.upstreamCalled ? route.upstream.id : null,
-        status: ctx.upstreamStatus,
-      },
-      zone: ctx.listener.zone,
-    },
+    portcullis,
     source: { ip: ctx.clientIp, port: ctx.clientPort },
     span: { id: ctx.spanId || null },
-    ...(ctx.tls
-      ? {
-          tls: {
-            cipher: ctx.tls.cipher,
-            client: clientFields(ctx, ctx.tls.sni),
-            next_protocol: ctx.tls.alpn,
-            version: ctx.tls.protocol,
-          },
-        }
-      : {}),
-    trace: { id: ctx.traceId || null },
-    url: { path: bounded(ctx.path) },
   };
+  if (ctx.tls) {
+    record['tls'] = {
+      cipher: ctx.tls.cipher,
+      client: clientFields(ctx, ctx.tls.sni),
+      next_protocol: ctx.tls.alpn,
+      version: ctx.tls.protocol,
+    };
+  }
+  record['trace'] = { id: ctx.traceId || null };
+  record['url'] = { path: bounded(ctx.path) };
+  return record;
 }
 
 /** ECS `tls.client.*`: the SNI, and who a presented client certificate names — never its key. */

@@ -258,12 +258,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         return;
       }
       metrics.requestStarted(name);
-      res.once('close', () => metrics.requestEnded(name));
       const ctx = handleRequest(current, spec, req, res, hooks);
-      if (req.httpVersionMajor === 1) {
-        activeBySocket.set(req.socket, ctx);
-        res.once('close', () => activeBySocket.delete(req.socket));
-      }
+      const socket = req.httpVersionMajor === 1 ? req.socket : null;
+      if (socket !== null) activeBySocket.set(socket, ctx);
+      res.once('close', () => {
+        metrics.requestEnded(name);
+        if (socket !== null) activeBySocket.delete(socket);
+      });
     },
     onClientError(name, error, socket) {
       const active = activeBySocket.get(socket);
