@@ -37,7 +37,12 @@ export interface CompileContext {
   readonly sourcePath: string;
   readonly files: ReferencedFiles;
   /** `file:line:col` of a path, so a warning says where it comes from. */
-  readonly where: (path: ConfigPath) => string;
+  readonly where?: (path: ConfigPath) => string;
+  /**
+   * The warnings, worked out where the YAML positions are (`insecureOptionWarnings`): a
+   * configuration validated in a worker thread is compiled without its YAML document.
+   */
+  readonly warnings?: readonly string[];
   readonly now?: () => Date;
 }
 
@@ -137,7 +142,7 @@ export function compileSnapshot(config: Config, context: CompileContext): Snapsh
     apis,
     partners,
     credentials: credentialIndex(config.partners, files),
-    warnings: insecureOptionWarnings(config, context),
+    warnings: context.warnings ? [...context.warnings] : insecureOptionWarnings(config, context.where ?? (() => context.sourcePath)),
   };
   // Routers, compiled rules and compiled grants (CEL programs, BlockLists) own their internals:
   // frozen at the top only.
@@ -330,7 +335,9 @@ function fileDigests(config: Config, files: ReferencedFiles): Map<string, string
   return new Map(written.map((path) => [path, files.digest(path)]));
 }
 
-function insecureOptionWarnings(config: Config, context: CompileContext): string[] {
+/** What the configuration turns off that is secure by default: each a warning logged at every load, with its position. */
+export function insecureOptionWarnings(config: Config, where: (path: ConfigPath) => string): string[] {
+  const context = { where };
   const warnings: string[] = [];
   config.upstreams.forEach((upstream, index) => {
     if (upstream.tls?.insecure_skip_verify !== undefined) {

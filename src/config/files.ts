@@ -57,6 +57,23 @@ export class ReferencedFiles {
     return result.data;
   }
 
+  /** Every read made so far (a validation done in a worker thread hands them to the compile). */
+  async reads(): Promise<FileRead[]> {
+    return Promise.all(this.#reads.values());
+  }
+
+  /** A set holding reads made elsewhere: compile serves exactly the bytes validation checked. */
+  static fromReads(baseDir: string, reads: readonly FileRead[]): ReferencedFiles {
+    const files = new ReferencedFiles(baseDir);
+    for (const read of reads) {
+      // Structured clone hands a Buffer over as a plain Uint8Array.
+      const result: FileRead = read.ok ? { ok: true, path: read.path, data: Buffer.from(read.data.buffer, read.data.byteOffset, read.data.byteLength) } : read;
+      files.#loaded.set(read.path, result);
+      files.#reads.set(read.path, Promise.resolve(result));
+    }
+    return files;
+  }
+
   /** SHA-256 (hex) of a file's contents, as read by `read`. */
   digest(written: string): string {
     return createHash('sha256').update(this.contents(written)).digest('hex');

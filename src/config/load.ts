@@ -8,14 +8,16 @@ import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument, visit } from 'yaml';
 import type { Document } from 'yaml';
 import type { ConfigErrorCode } from '../errors.ts';
-import { compileSnapshot } from './compile.ts';
+import { compileSnapshot, insecureOptionWarnings } from './compile.ts';
 import { ReferencedFiles, describeFsError } from './files.ts';
+import type { FileRead } from './files.ts';
 import { interpolateDocument } from './interpolate.ts';
 import { compareIssues, formatPath, isPathWithin } from './issues.ts';
 import type { ConfigIssue, ConfigPath, PendingIssue } from './issues.ts';
 import { SourceLocator } from './positions.ts';
 import type { Position } from './positions.ts';
 import { config as configSchema } from './schema.ts';
+import type { Config } from './schema.ts';
 import { schemaIssues } from './schema-issues.ts';
 import type { Snapshot } from './snapshot.ts';
 import { validateConfig } from './validate.ts';
@@ -40,6 +42,38 @@ export interface LoadOptions {
 
 /** Loads, validates and compiles the configuration at `path`. `path` is echoed as written in every issue. */
 export async function loadConfig(path: string, options: LoadOptions = {}): Promise<LoadResult> {
+  const validated = await validateConfigFile(path, options);
+  return validated.ok ? { ok: true, snapshot: compileValidated(validated, options) } : validated;
+}
+
+/**
+ * What validation hands to the compile: plain data that crosses a thread boundary (structured
+ * clone), so that parsing and validating — seconds of CPU and hundreds of MB for a file of
+ * thousands of partners — can run in a worker thread (`load-off-thread.ts`).
+ */
+export interface ValidatedConfig {
+  readonly sourcePath: string;
+  readonly config: Config;
+  /** Every referenced file as validation read it. */
+  readonly files: readonly FileRead[];
+  /** Insecure-option warnings, with their `file:line:col`. */
+  readonly warnings: readonly string[];
+}
+
+export type ValidationResult = ({ readonly ok: true } & ValidatedConfig) | { readonly ok: false; readonly issues: ConfigIssue[] };
+
+/** Compiles a configuration `validateConfigFile` accepted. */
+export function compileValidated(validated: ValidatedConfig, options: Pick<LoadOptions, 'now'> = {}): Snapshot {
+  return compileSnapshot(validated.config, {
+    sourcePath: validated.sourcePath,
+    files: ReferencedFiles.fromReads(dirname(validated.sourcePath), validated.files),
+    warnings: validated.warnings,
+    ...(options.now ? { now: options.now } : {}),
+  });
+}
+
+/** Reads, parses and validates the configuration at `path`: every issue, or the configuration ready to compile. */
+export async function validateConfigFile(path: string, options: Pick<LoadOptions, 'env' | 'offline'> = {}): Promise<ValidationResult> {
   const sourcePath = resolve(path);
   const issueAt = (position: Position, code: ConfigErrorCode, at: ConfigPath, message: string): ConfigIssue => ({
     file: path,
@@ -100,16 +134,12 @@ export async function loadConfig(path: string, options: LoadOptions = {}): Promi
     return { ok: false, issues: dedupe(issues).sort(compareIssues) };
   }
 
-  const snapshot = compileSnapshot(parsed.data!, {
-    sourcePath,
-    files,
-    where: (at) => {
-      const { line, col } = locator.valueAt(at);
-      return `${path}:${line}:${col}`;
-    },
-    ...(options.now ? { now: options.now } : {}),
+  const config = parsed.data!;
+  const warnings = insecureOptionWarnings(config, (at) => {
+    const { line, col } = locator.valueAt(at);
+    return `${path}:${line}:${col}`;
   });
-  return { ok: true, snapshot };
+  return { ok: true, sourcePath, config, files: await files.reads(), warnings };
 }
 
 /** yaml only notices an alias without an anchor when it builds the data, and without a position. */

@@ -10,7 +10,7 @@ import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Socket } from 'node:net';
-import { loadConfig } from '../config/load.ts';
+import { loadConfigOffThread } from '../config/load-off-thread.ts';
 import { formatIssue } from '../config/issues.ts';
 import type { ConfigIssue } from '../config/issues.ts';
 import type { Snapshot, CompiledListener } from '../config/snapshot.ts';
@@ -102,7 +102,7 @@ const TOKEN_KEYS_REFRESH_MS = 15_000;
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const configPath = resolve(options.configPath);
   if (options.log) setLogListener(options.log, { quiet: true });
-  const loaded = await loadConfig(configPath, { env: options.env ?? process.env });
+  const loaded = await loadConfigOffThread(configPath, { env: options.env ?? process.env });
   if (!loaded.ok) throw new ConfigLoadError(loaded.issues);
 
   // One registry per gateway, and one gateway per process (`portcullis serve`); created before
@@ -358,7 +358,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   async function applyReload(): Promise<ReloadResult | { ok: true; changed: true; hash: string; previousHash: string }> {
     if (draining) return { ok: true, changed: false, hash: generation.snapshot.hash };
-    const next = await loadConfig(configPath, { env: options.env ?? process.env });
+    const next = await loadConfigOffThread(configPath, { env: options.env ?? process.env });
     if (!next.ok) {
       for (const issue of next.issues) log('error', 'config.reload_refused', { issue: formatIssue(issue) });
       return { ok: false, issues: next.issues };
@@ -425,7 +425,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     for (const bound of retiredListeners) void bound.stopAccepting();
     for (const entry of retired) void entry.pool.close();
     // Requests still in flight on the old snapshot may be mid-introspection; let them finish.
-    setTimeout(() => previous.checkers.close(), previous.snapshot.drainTimeoutMs).unref();
+    // Only the checkers are kept for that: the previous snapshot (tens of MB for thousands of
+    // partners) is released with the last request that uses it.
+    const previousCheckers = previous.checkers;
+    setTimeout(() => previousCheckers.close(), previous.snapshot.drainTimeoutMs).unref();
     if (snapshot.decisionLog !== previous.snapshot.decisionLog) {
       const old = decisionLog;
       decisionLog = openDecisionLog(snapshot.decisionLog);

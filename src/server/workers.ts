@@ -15,7 +15,7 @@
  */
 import cluster from 'node:cluster';
 import type { Worker } from 'node:cluster';
-import { loadConfig } from '../config/load.ts';
+import { loadConfigOffThread } from '../config/load-off-thread.ts';
 import { formatIssue } from '../config/issues.ts';
 import { loadCheckpointSigner } from '../audit/signing-key.ts';
 import { openStateStore } from '../state/open.ts';
@@ -45,7 +45,7 @@ export function workerAuditFolder(slot: number): string {
  * configuration cannot be loaded.
  */
 export async function runPrimary(configPath: string, count: number): Promise<number> {
-  const loaded = await loadConfig(configPath, { env: process.env });
+  const loaded = await loadConfigOffThread(configPath, { env: process.env });
   if (!loaded.ok) {
     for (const issue of loaded.issues) process.stderr.write(`${formatIssue(issue)}\n`);
     return 1;
