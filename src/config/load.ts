@@ -49,7 +49,7 @@ export async function loadConfig(path: string, options: LoadOptions = {}): Promi
 /**
  * What validation hands to the compile: plain data that crosses a thread boundary (structured
  * clone), so that parsing and validating — seconds of CPU and hundreds of MB for a file of
- * thousands of partners — can run in a worker thread (`load-off-thread.ts`).
+ * thousands of partners — can run in a child process (`load-off-thread.ts`).
  */
 export interface ValidatedConfig {
   readonly sourcePath: string;

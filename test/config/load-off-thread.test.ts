@@ -6,14 +6,14 @@ import { loadConfigOffThread } from '../../src/config/load-off-thread.ts';
 import { INSECURE_ACKS } from '../../src/config/schema.ts';
 import { VALID_CONFIG, tempDir, writeSelfSigned, writeText } from './helpers.ts';
 
-// offThreadFromBytes: 0 sends even these small files through the worker thread.
+// offThreadFromBytes: 0 sends even these small files through the loader process.
 const OFF_THREAD = { env: {}, offThreadFromBytes: 0 } as const;
 
 describe('loadConfigOffThread()', () => {
-  // A worker that fails falls back to validating in place, which would give the same answers:
-  // every test here must have been answered by the worker thread.
+  // A loader process that fails falls back to validating in place, which would give the same answers:
+  // every test here must have been answered by the loader process.
   const fallbacks: string[] = [];
-  before(() => setLogListener((entry) => void (entry.event === 'config.worker_failed' && fallbacks.push(String(entry['error']))), { quiet: true }));
+  before(() => setLogListener((entry) => void (entry.event === 'config.loader_failed' && fallbacks.push(String(entry['error']))), { quiet: true }));
   after(() => {
     setLogListener(null);
     assert.deepEqual(fallbacks, []);
@@ -34,7 +34,7 @@ describe('loadConfigOffThread()', () => {
     assert.equal(offThread.snapshot.warnings.length, 1);
     assert.deepEqual(offThread.snapshot.warnings, inProcess.snapshot.warnings);
     assert.match(offThread.snapshot.warnings[0]!, /gateway\.yaml:\d+:\d+ upstreams\[0\]\.tls\.insecure_skip_verify/);
-    // The listener's certificate reached the compile as the bytes the worker validated.
+    // The listener's certificate reached the compile as the bytes the loader process validated.
     const listener = offThread.snapshot.listeners.find((entry) => entry.tls !== null)!;
     assert.ok(Buffer.isBuffer(listener.tls!.cert));
     assert.deepEqual(listener.tls!.cert, inProcess.snapshot.listeners.find((entry) => entry.tls !== null)!.tls!.cert);
@@ -50,7 +50,7 @@ describe('loadConfigOffThread()', () => {
     assert.ok(!offThread.ok && offThread.issues.some((issue) => issue.code === 'CONFIG_INVALID_VALUE' && issue.line === 11));
   });
 
-  it('interpolates with the environment it is given, not the worker thread’s own', async (t) => {
+  it('interpolates with the environment it is given, not the loader process’s own', async (t) => {
     const file = await writeText(await tempDir(t), 'gateway.yaml', VALID_CONFIG.replace('port: 8443', 'port: ${PORTCULLIS_TEST_PORT}'));
     const loaded = await loadConfigOffThread(file, { ...OFF_THREAD, env: { PORTCULLIS_TEST_PORT: '8555' } });
     assert.ok(loaded.ok, JSON.stringify(!loaded.ok && loaded.issues));
