@@ -20,6 +20,8 @@
  *   (`channels.ts`), so those modules do not depend on prom-client;
  * - gauges that describe state (audit queue, certificate expiry) are read when scraped.
  */
+import { HotCounter, HotGauge, HotHistogram } from './hot-series.ts';
+import type { HotCounterSeries, HotGaugeSeries, HotHistogramSeries } from './hot-series.ts';
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
@@ -230,10 +232,11 @@ export function createMetrics(options: GatewayMetricsOptions): GatewayMetrics {
   const registry = new Registry();
   const def = METRICS;
 
-  const requestDuration = new Histogram({ ...labelled(def.requestDuration), buckets: [...def.requestDuration.buckets], registers: [registry] });
-  const requestsInFlight = new Gauge({ ...labelled(def.requestsInFlight), registers: [registry] });
-  const decisions = new Counter({ ...labelled(def.decisions), registers: [registry] });
-  const upstreamDuration = new Histogram({ ...labelled(def.upstreamDuration), buckets: [...def.upstreamDuration.buckets], registers: [registry] });
+  // The four series every request updates: hot-series.ts (no label parsing per observation).
+  const requestDuration = new HotHistogram({ ...def.requestDuration, buckets: def.requestDuration.buckets }, registry);
+  const requestsInFlight = new HotGauge(def.requestsInFlight, registry);
+  const decisions = new HotCounter(def.decisions, registry);
+  const upstreamDuration = new HotHistogram({ ...def.upstreamDuration, buckets: def.upstreamDuration.buckets }, registry);
   const upstreamErrors = new Counter({ ...labelled(def.upstreamErrors), registers: [registry] });
   const jwksFetches = new Counter({ ...labelled(def.jwksFetches), registers: [registry] });
   const tokenCacheLookups = new Counter({ ...labelled(def.tokenCacheLookups), registers: [registry] });
@@ -358,15 +361,15 @@ export function createMetrics(options: GatewayMetricsOptions): GatewayMetrics {
   // Label children per combination, built on first use: the request path then pays a Map
   // lookup instead of prom-client's label-object parsing. Every key is built from bounded
   // label values, so these maps are bounded too.
-  const durationChildren = new Map<string, Histogram.Internal<string>>();
-  const decisionChildren = new Map<string, Counter.Internal>();
-  const upstreamDurationChildren = new Map<string, Histogram.Internal<string>>();
-  const inFlightChildren = new Map<string, Gauge.Internal<string>>();
+  const durationChildren = new Map<string, HotHistogramSeries>();
+  const decisionChildren = new Map<string, HotCounterSeries>();
+  const upstreamDurationChildren = new Map<string, HotHistogramSeries>();
+  const inFlightChildren = new Map<string, HotGaugeSeries>();
 
-  function inFlightChild(listener: string): Gauge.Internal<string> {
+  function inFlightChild(listener: string): HotGaugeSeries {
     let child = inFlightChildren.get(listener);
     if (child === undefined) {
-      child = requestsInFlight.labels(listener);
+      child = requestsInFlight.of(listener);
       inFlightChildren.set(listener, child);
     }
     return child;
@@ -392,7 +395,7 @@ export function createMetrics(options: GatewayMetricsOptions): GatewayMetrics {
       const durationKey = `${routeId}\n${method}\n${status}\n${protocol}`;
       let duration = durationChildren.get(durationKey);
       if (duration === undefined) {
-        duration = requestDuration.labels(routeId, method, status, protocol);
+        duration = requestDuration.of(routeId, method, status, protocol);
         durationChildren.set(durationKey, duration);
       }
       duration.observe(Number(endedAt - request.startedAt) / NS_PER_SECOND);
@@ -400,7 +403,7 @@ export function createMetrics(options: GatewayMetricsOptions): GatewayMetrics {
       const decisionKey = `${outcome.reason}\n${outcome.decision}`;
       let decision = decisionChildren.get(decisionKey);
       if (decision === undefined) {
-        decision = decisions.labels(stageOfReason(outcome.reason), outcome.decision, outcome.reason);
+        decision = decisions.of(stageOfReason(outcome.reason), outcome.decision, outcome.reason);
         decisionChildren.set(decisionKey, decision);
       }
       decision.inc();
@@ -419,7 +422,7 @@ export function createMetrics(options: GatewayMetricsOptions): GatewayMetrics {
         const upstreamKey = `${upstream}\n${upstreamStatus}`;
         let upstreamChild = upstreamDurationChildren.get(upstreamKey);
         if (upstreamChild === undefined) {
-          upstreamChild = upstreamDuration.labels(upstream, upstreamStatus);
+          upstreamChild = upstreamDuration.of(upstream, upstreamStatus);
           upstreamDurationChildren.set(upstreamKey, upstreamChild);
         }
         upstreamChild.observe(Number((request.upstreamHeadersAt ?? endedAt) - request.upstreamStartedAt) / NS_PER_SECOND);
