@@ -155,6 +155,7 @@ export function explainRequest(snapshot: Snapshot, input: ExplainInput): Explana
       purpose,
       now: input.now,
     },
+    explain: true,
   });
   steps.push(...decision.steps);
   if (decision.allowed) return { ...base, steps, allowed: true, routeId: route.id, decidedBy: decision.grant.id, rules: decision.rules };

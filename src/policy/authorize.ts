@@ -43,6 +43,8 @@ export interface AuthorizationInput {
   readonly principal: Principal;
   readonly route: CompiledRoute;
   readonly request: AuthorizationRequest;
+  /** Fill `steps` with every check and why (`portcullis explain`); otherwise `steps` is empty. */
+  readonly explain?: boolean;
 }
 
 interface Refusal {
@@ -56,8 +58,11 @@ export function authorize(input: AuthorizationInput): AuthorizationDecision {
   const { principal, route, request } = input;
   const partner = principal.partner;
   const steps: ExplanationStep[] = [];
-  const record = (check: string, outcome: ExplanationStep['outcome'], detail: string): void => {
-    steps.push({ stage: 'authorization', check, outcome, detail });
+  // The steps are for `portcullis explain` (and its tests); on the request path only a refusal's
+  // detail is used, so the text of a passed check is written only when someone reads it.
+  const explaining = input.explain === true;
+  const record: RecordStep = (check, outcome, detail) => {
+    if (explaining) steps.push({ stage: 'authorization', check, outcome, detail: typeof detail === 'string' ? detail : detail() });
   };
   const refuse = (refusal: Refusal): AuthorizationDecision => ({ allowed: false, ...refusal, steps });
 
@@ -67,7 +72,7 @@ export function authorize(input: AuthorizationInput): AuthorizationDecision {
     record('partner.status', 'fail', detail);
     return refuse({ reason: partner.status === 'suspended' ? 'partner.suspended' : 'partner.offboarded', detail, decidedBy: null });
   }
-  record('partner.status', 'pass', `partner ${partner.id} is active`);
+  record('partner.status', 'pass', () => `partner ${partner.id} is active`);
 
   // 2. No current agreement, no access. Written `!(now < expiry)` so an invalid clock reads as expired.
   if (partner.agreement === null) {
@@ -75,13 +80,13 @@ export function authorize(input: AuthorizationInput): AuthorizationDecision {
     record('partner.agreement', 'fail', detail);
     return refuse({ reason: 'partner.agreement_missing', detail, decidedBy: null });
   }
-  const agreementEnd = isoTime(partner.agreement.expiresAt);
-  if (!(request.now.getTime() < partner.agreement.expiresAt)) {
-    const detail = `agreement ${partner.agreement.id} of partner ${partner.id} ended at ${agreementEnd}`;
+  const agreement = partner.agreement;
+  if (!(request.now.getTime() < agreement.expiresAt)) {
+    const detail = `agreement ${agreement.id} of partner ${partner.id} ended at ${isoTime(agreement.expiresAt)}`;
     record('partner.agreement', 'fail', detail);
     return refuse({ reason: 'partner.agreement_expired', detail, decidedBy: null });
   }
-  record('partner.agreement', 'pass', `agreement ${partner.agreement.id} is current (until ${agreementEnd})`);
+  record('partner.agreement', 'pass', () => `agreement ${agreement.id} is current (until ${isoTime(agreement.expiresAt)})`);
 
   // 3. A grant of this partner for the route's API.
   const apiId = route.api?.id ?? route.apiId;
@@ -96,7 +101,7 @@ export function authorize(input: AuthorizationInput): AuthorizationDecision {
     record('grant', 'fail', detail);
     return refuse({ reason: 'grant.missing', detail, decidedBy: null });
   }
-  record('grant', 'pass', `partner ${partner.id} has ${grants.length === 1 ? 'a grant' : `${grants.length} grants`} for API ${apiId}: ${list(grants.map((g) => g.id))}`);
+  record('grant', 'pass', () => `partner ${partner.id} has ${grants.length === 1 ? 'a grant' : `${grants.length} grants`} for API ${apiId}: ${list(grants.map((g) => g.id))}`);
 
   // 4–7, per grant: the first grant that passes them all allows.
   const requestChecks = new RequestChecks(principal, route, request, record);
@@ -115,28 +120,29 @@ export function authorize(input: AuthorizationInput): AuthorizationDecision {
   // 8. Policy rules: route rules (global → API → route, as compiled), then the partner's.
   const rules = [...route.policies, ...partner.policies];
   if (rules.length === 0) {
-    record('policy.rule', 'skip', `no policy rules apply to route ${route.id} and partner ${partner.id}`);
+    record('policy.rule', 'skip', () => `no policy rules apply to route ${route.id} and partner ${partner.id}`);
   } else {
     // Converted once; every rule reads the same context.
     const context = policyContext(policyVariables(input, apiId, allowingGrant));
     for (const rule of rules) {
       const outcome = rule.evaluate(context);
-      const detail = describeRuleOutcome(rule, outcome);
       if (outcome.outcome === 'pass') {
-        record('policy.rule', 'pass', detail);
+        record('policy.rule', 'pass', () => describeRuleOutcome(rule, outcome));
         continue;
       }
+      const detail = describeRuleOutcome(rule, outcome);
       record('policy.rule', 'fail', detail);
       const why = outcome.outcome === 'error' ? ` (evaluation error: ${outcome.message})` : '';
       return refuse({ reason: 'policy.denied', detail: `policy.${rule.reason}${why}`, decidedBy: rule.id });
     }
   }
 
-  record('decision', 'pass', `allowed by grant ${allowingGrant.id}${rules.length > 0 ? ` and ${rules.length} policy rule${rules.length === 1 ? '' : 's'}` : ''}`);
+  record('decision', 'pass', () => `allowed by grant ${allowingGrant.id}${rules.length > 0 ? ` and ${rules.length} policy rule${rules.length === 1 ? '' : 's'}` : ''}`);
   return { allowed: true, grant: allowingGrant, rules: rules.map((rule) => rule.id), steps };
 }
 
-type RecordStep = (check: string, outcome: ExplanationStep['outcome'], detail: string) => void;
+/** A step of the explanation; the detail of a passed check is a function, called only when explaining. */
+type RecordStep = (check: string, outcome: ExplanationStep['outcome'], detail: string | (() => string)) => void;
 
 /** Steps 4–7 for one grant; null when the grant covers the request. */
 function checkGrant(grant: CompiledGrant, route: CompiledRoute, request: AuthorizationRequest, requestChecks: RequestChecks, record: RecordStep): Refusal | null {
@@ -149,7 +155,7 @@ function checkGrant(grant: CompiledGrant, route: CompiledRoute, request: Authori
   if (!grant.environments.has(request.environment)) {
     return fail('grant.environment', 'grant.environment', `grant ${grant.id} does not cover environment ${request.environment} (covers ${list(grant.environments)})`);
   }
-  record('grant.environment', 'pass', `grant ${grant.id} covers environment ${request.environment}`);
+  record('grant.environment', 'pass', () => `grant ${grant.id} covers environment ${request.environment}`);
 
   // 5. Scopes: the token must carry each scope the route requires, and the grant must include
   // it, so a token cannot carry a scope the partner was never granted. Exact string match
@@ -161,7 +167,7 @@ function checkGrant(grant: CompiledGrant, route: CompiledRoute, request: Authori
     if (notGranted.length > 0) {
       return fail('grant.scope_not_granted', 'scope.grant', `grant ${grant.id} does not include ${notGranted.join(' ')} (it grants ${list(grant.scopes)})`);
     }
-    record('scope.grant', 'pass', `grant ${grant.id} includes ${route.scopes.join(' ')}`);
+    record('scope.grant', 'pass', () => `grant ${grant.id} includes ${route.scopes.join(' ')}`);
   }
 
   // 6. The route's purpose requirement.
@@ -171,7 +177,7 @@ function checkGrant(grant: CompiledGrant, route: CompiledRoute, request: Authori
   // 7. Constraints of the grant.
   const constraints = grant.constraints;
   if (constraints === null) {
-    record('grant.constraints', 'skip', `grant ${grant.id} has no constraints`);
+    record('grant.constraints', 'skip', () => `grant ${grant.id} has no constraints`);
     return null;
   }
   if (constraints.timeWindows !== null) {
@@ -189,7 +195,7 @@ function checkGrant(grant: CompiledGrant, route: CompiledRoute, request: Authori
     if (!constraints.transactionTypes.has(route.transactionType)) {
       return fail('grant.transaction_type', 'grant.transaction_type', `transaction type ${route.transactionType} is not allowed by grant ${grant.id} (allows ${allowed})`);
     }
-    record('grant.transaction_type', 'pass', `transaction type ${route.transactionType} is allowed by grant ${grant.id}`);
+    record('grant.transaction_type', 'pass', () => `transaction type ${route.transactionType} is allowed by grant ${grant.id}`);
   }
   if (constraints.purposes !== null) {
     const allowed = list(constraints.purposes);
@@ -199,14 +205,14 @@ function checkGrant(grant: CompiledGrant, route: CompiledRoute, request: Authori
     if (!constraints.purposes.has(request.purpose)) {
       return fail('grant.purpose', 'grant.purpose', `purpose ${request.purpose} is not allowed by grant ${grant.id} (allows ${allowed})`);
     }
-    record('grant.purpose', 'pass', `purpose ${request.purpose} is allowed by grant ${grant.id}`);
+    record('grant.purpose', 'pass', () => `purpose ${request.purpose} is allowed by grant ${grant.id}`);
   }
   if (constraints.sourceNetworks !== null) {
     const networks = list(constraints.sourceNetworkList ?? []);
     if (!fromAllowedNetwork(constraints, request.sourceIp)) {
       return fail('grant.source_network', 'grant.source_network', `source address ${request.sourceIp} is outside ${networks} (grant ${grant.id})`);
     }
-    record('grant.source_network', 'pass', `source address ${request.sourceIp} is inside ${networks}`);
+    record('grant.source_network', 'pass', () => `source address ${request.sourceIp} is inside ${networks}`);
   }
   return null;
 }
@@ -236,7 +242,7 @@ class RequestChecks {
     const route = this.#route;
     const carried = this.#principal.scopes;
     if (route.scopes.length === 0) {
-      this.#record('scope.token', 'skip', `route ${route.id} requires no scopes`);
+      this.#record('scope.token', 'skip', () => `route ${route.id} requires no scopes`);
       return (this.#tokenScopes = null);
     }
     const missing = route.scopes.filter((scope) => !hasScope(carried, scope));
@@ -246,7 +252,7 @@ class RequestChecks {
       // RFC 6750 §3.1: the `scope` attribute of the challenge lists the scopes needed.
       return (this.#tokenScopes = { reason: 'scope.insufficient', detail, decidedBy: null, requiredScopes: route.scopes });
     }
-    this.#record('scope.token', 'pass', `token carries ${route.scopes.join(' ')}`);
+    this.#record('scope.token', 'pass', () => `token carries ${route.scopes.join(' ')}`);
     return (this.#tokenScopes = null);
   }
 
@@ -256,7 +262,7 @@ class RequestChecks {
     const route = this.#route;
     const purpose = this.#request.purpose;
     if (route.purpose === null) {
-      this.#record('purpose', 'skip', `route ${route.id} requires no declared purpose`);
+      this.#record('purpose', 'skip', () => `route ${route.id} requires no declared purpose`);
       return (this.#routePurpose = null);
     }
     const allowed = list(route.purpose.allowed);
@@ -271,7 +277,7 @@ class RequestChecks {
       this.#record('purpose', 'fail', detail);
       return (this.#routePurpose = { reason: 'purpose.not_allowed', detail, decidedBy: null });
     }
-    this.#record('purpose', 'pass', `purpose ${purpose} is allowed on route ${route.id}`);
+    this.#record('purpose', 'pass', () => `purpose ${purpose} is allowed on route ${route.id}`);
     return (this.#routePurpose = null);
   }
 }

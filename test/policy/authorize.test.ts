@@ -48,6 +48,21 @@ describe('authorize: allowed', () => {
   });
 });
 
+describe('authorize: on the request path (no explanation)', () => {
+  test('decides exactly as when explaining, writes no steps, and still details a refusal', () => {
+    const ok = allowed(decide({ explain: false }));
+    assert.deepEqual(ok.steps, []);
+    assert.equal(ok.grant.id, allowed(decide()).grant.id);
+    assert.deepEqual(ok.rules, allowed(decide()).rules);
+    const scenario = { route: route({ scopes: ['orders:write'] }) };
+    const quiet = refused(decide({ ...scenario, explain: false }), 'scope.insufficient');
+    const explained = refused(decide(scenario), 'scope.insufficient');
+    assert.deepEqual(quiet.steps, []);
+    assert.equal(quiet.detail, explained.detail);
+    assert.equal(quiet.decidedBy, explained.decidedBy);
+  });
+});
+
 describe('authorize: partner status and agreement', () => {
   test('a suspended partner: partner.suspended, and nothing else is checked', () => {
     const decision = refused(decide({ partner: partner({ status: 'suspended' }) }), 'partner.suspended');

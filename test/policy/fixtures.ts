@@ -162,6 +162,7 @@ export interface Scenario {
   route?: CompiledRoute;
   principal?: Partial<Principal> & { scopeList?: string[] };
   request?: Partial<AuthorizationRequest>;
+  explain?: boolean;
 }
 
 /** Runs `authorize` over the default scenario with the given parts replaced. */
@@ -171,6 +172,8 @@ export function decide(scenario: Scenario = {}): AuthorizationDecision {
     principal: principal({ partner: owner, ...scenario.principal }),
     route: scenario.route ?? route(),
     request: request(scenario.request),
+    // The explanation is what most tests read; the request path runs without it (authorize.test.ts).
+    explain: scenario.explain ?? true,
   });
 }
 
