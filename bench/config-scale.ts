@@ -31,7 +31,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -57,6 +57,7 @@ import type { Upstream } from './lib/target.ts';
 import type { WrkResult } from './lib/wrk.ts';
 import { parseDurationMs, runWrk } from './lib/wrk.ts';
 import { startUpstream } from './targets/upstream.ts';
+import { findNode24, integerOption } from './lib/options.ts';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const REPO_ROOT = dirname(BENCH_DIR);
@@ -102,11 +103,6 @@ interface Settings {
 
 const TARGETS = { loadMs: 2000, rssMb: 150 } as const;
 
-function integer(text: string, flag: string, min: number): number {
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < min) throw new Error(`${flag} expects an integer ≥ ${min} (got "${text}")`);
-  return value;
-}
 
 function parseSettings(argv: string[]): Settings | undefined {
   const { values } = parseArgs({
@@ -129,12 +125,12 @@ function parseSettings(argv: string[]): Settings | undefined {
   }
   const quick = values.quick;
   const settings: Settings = {
-    partners: integer(values.partners ?? (quick ? '1000' : '10000'), '--partners', 1),
-    apis: integer(values.apis ?? (quick ? '20' : '200'), '--apis', 1),
-    repeat: integer(values.repeat ?? (quick ? '3' : '5'), '--repeat', 1),
-    loadSeconds: integer(values['load-seconds'] ?? (quick ? '5' : '10'), '--load-seconds', 1),
-    reloadSeconds: integer(values['reload-seconds'] ?? (quick ? '8' : '20'), '--reload-seconds', 4),
-    reloadEveryMs: integer(values['reload-every'], '--reload-every', 200),
+    partners: integerOption(values.partners ?? (quick ? '1000' : '10000'), '--partners', 1),
+    apis: integerOption(values.apis ?? (quick ? '20' : '200'), '--apis', 1),
+    repeat: integerOption(values.repeat ?? (quick ? '3' : '5'), '--repeat', 1),
+    loadSeconds: integerOption(values['load-seconds'] ?? (quick ? '5' : '10'), '--load-seconds', 1),
+    reloadSeconds: integerOption(values['reload-seconds'] ?? (quick ? '8' : '20'), '--reload-seconds', 4),
+    reloadEveryMs: integerOption(values['reload-every'], '--reload-every', 200),
     lookupBatches: quick ? 5 : 9,
     lookupIterations: quick ? 100_000 : 300_000,
     quick,
@@ -143,15 +139,6 @@ function parseSettings(argv: string[]): Settings | undefined {
   return settings;
 }
 
-/** The Node 24 the gateway runs on: the project's own (npm package `node`), else this one. */
-function findNode(): string {
-  for (const candidate of [join(REPO_ROOT, 'node_modules', '.bin', 'node'), join(BENCH_DIR, 'node_modules', '.bin', 'node'), process.execPath]) {
-    if (!existsSync(candidate)) continue;
-    const version = execFileSync(candidate, ['--version'], { encoding: 'utf8' }).trim();
-    if (Number(/^v(\d+)/.exec(version)?.[1]) >= 24) return candidate;
-  }
-  throw new Error('no Node 24 found: run "npm install" in the repository root (and in bench/)');
-}
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -617,7 +604,7 @@ async function main(argv: string[]): Promise<number> {
   ensureTool('taskset', ['util-linux']);
   const nginx = ensureTool('nginx', ['nginx-light', 'nginx']);
   ensureTool('wrk', ['wrk']);
-  const node = findNode();
+  const node = findNode24();
   const { cores } = machine();
   if (cores < 2) throw new Error('the benchmark pins wrk and the gateway to two different cores: it needs at least 2');
   const versions = { node: execFileSync(node, ['--version'], { encoding: 'utf8' }).trim(), benchNode: process.version, nginx: versionOf(nginx, ['-v']), wrk: versionOf('wrk', ['--version']) };
@@ -708,9 +695,10 @@ async function main(argv: string[]): Promise<number> {
       await checkServes(gateway, variant, headers, upstream);
       memory[variant.name] = await measureMemory(gateway, variant, headers, settings.loadSeconds);
       if (variant === large) {
-        // At least three reloads (valid, invalid, valid) must fit in the load: a reload takes
-        // about what loadConfig took here, more on the gateway's shared core.
-        const perReloadMs = Math.max(settings.reloadEveryMs, 1.5 * loads.large!.median.loadConfigMs);
+        // At least three reloads (valid, invalid, valid) must fit in the load. A reload's loader
+        // process inherits the gateway's pinning, so it gets what the loaded gateway leaves of
+        // the shared core: measured at 3–4× what loadConfig takes on an idle core.
+        const perReloadMs = Math.max(settings.reloadEveryMs, 4 * loads.large!.median.loadConfigMs);
         reloadSeconds = Math.max(settings.reloadSeconds, Math.ceil((1000 + 3 * perReloadMs + 1000) / 1000));
         log(
           `config-scale: reload under load: wrk ${reloadSeconds} s, SIGHUP every ${settings.reloadEveryMs} ms or as soon as the previous reload finished` +

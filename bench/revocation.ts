@@ -44,6 +44,7 @@ import type { Upstream } from './lib/target.ts';
 import type { Issuer } from './targets/jwt.ts';
 import { createIssuer, jwtConfig } from './targets/jwt.ts';
 import { startUpstream } from './targets/upstream.ts';
+import { findNode24, integerOption } from './lib/options.ts';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const REPO_ROOT = dirname(BENCH_DIR);
@@ -79,11 +80,6 @@ interface Settings {
   keepTmp: boolean;
 }
 
-function integer(text: string, flag: string, min: number): number {
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < min) throw new Error(`${flag} expects an integer ≥ ${min} (got "${text}")`);
-  return value;
-}
 
 function parseSettings(argv: string[]): Settings | undefined {
   const { values } = parseArgs({
@@ -102,23 +98,14 @@ function parseSettings(argv: string[]): Settings | undefined {
     return undefined;
   }
   return {
-    revocations: integer(values.revocations, '--revocations', 1),
-    warmup: integer(values.warmup, '--warmup', 0),
-    timeoutMs: integer(values.timeout, '--timeout', 100),
-    targetMs: integer(values['target-ms'], '--target-ms', 1),
+    revocations: integerOption(values.revocations, '--revocations', 1),
+    warmup: integerOption(values.warmup, '--warmup', 0),
+    timeoutMs: integerOption(values.timeout, '--timeout', 100),
+    targetMs: integerOption(values['target-ms'], '--target-ms', 1),
     keepTmp: values['keep-tmp'],
   };
 }
 
-/** The Node 24 the gateways run on: the project's own (npm package `node`), else this one. */
-function findNode(): string {
-  for (const candidate of [join(REPO_ROOT, 'node_modules', '.bin', 'node'), join(BENCH_DIR, 'node_modules', '.bin', 'node'), process.execPath]) {
-    if (!existsSync(candidate)) continue;
-    const version = execFileSync(candidate, ['--version'], { encoding: 'utf8' }).trim();
-    if (Number(/^v(\d+)/.exec(version)?.[1]) >= 24) return candidate;
-  }
-  throw new Error('no Node 24 found: run "npm install" in the repository root (and in bench/)');
-}
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -404,7 +391,7 @@ async function main(argv: string[]): Promise<number> {
 
   ensureTool('taskset', ['util-linux']);
   const nginx = ensureTool('nginx', ['nginx-light', 'nginx']);
-  const node = findNode();
+  const node = findNode24();
   const { cores } = machine();
   const versions = { node: execFileSync(node, ['--version'], { encoding: 'utf8' }).trim(), nginx: versionOf(nginx, ['-v']), redis: '' };
 

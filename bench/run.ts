@@ -8,7 +8,7 @@
  * to the other. Targets are started once, then measured in interleaved rounds; each measured
  * run follows a warm-up run. See README.md for how to read the output.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +26,7 @@ import { SUITES } from './targets/index.ts';
 import type { Suite } from './targets/index.ts';
 import { haproxyVersion } from './targets/haproxy.ts';
 import { startUpstream } from './targets/upstream.ts';
+import { findNode24 } from './lib/options.ts';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const REPO_ROOT = dirname(BENCH_DIR);
@@ -164,15 +165,6 @@ function parseSettings(argv: string[]): Settings | undefined {
   return settings;
 }
 
-/** The Node 24 every Node target runs on: the project's own (npm package `node`), else this one. */
-function findNode(): string {
-  for (const candidate of [join(REPO_ROOT, 'node_modules', '.bin', 'node'), join(BENCH_DIR, 'node_modules', '.bin', 'node'), process.execPath]) {
-    if (!existsSync(candidate)) continue;
-    const version = execFileSync(candidate, ['--version'], { encoding: 'utf8' }).trim();
-    if (Number(/^v(\d+)/.exec(version)?.[1]) >= 24) return candidate;
-  }
-  throw new Error('no Node 24 found: run "npm install" in the repository root (and in bench/)');
-}
 
 /**
  * The longest the run can take, in seconds: every measured run retried as often as allowed,
@@ -215,7 +207,7 @@ async function main(argv: string[]): Promise<number> {
   ensureTool('taskset', ['util-linux']);
   const wrk = ensureTool('wrk', ['wrk']);
   const nginx = ensureTool('nginx', ['nginx-light', 'nginx']);
-  const node = findNode();
+  const node = findNode24();
   const versions: Record<string, string> = {
     node: execFileSync(node, ['--version'], { encoding: 'utf8' }).trim(),
     wrk: versionOf(wrk, ['-v']),

@@ -44,6 +44,7 @@ import { cpuMicros, freePort, onInterrupt, stop, stopAll, waitForPort, spawnPinn
 import type { Distribution } from './lib/percentiles.ts';
 import { distribution } from './lib/percentiles.ts';
 import { ensureTool, machine } from './lib/system.ts';
+import { findNode24, integerOption } from './lib/options.ts';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const REPO_ROOT = dirname(BENCH_DIR);
@@ -85,11 +86,6 @@ interface Settings {
   keepTmp: boolean;
 }
 
-function integer(text: string, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < min || value > max) throw new Error(`${flag} expects an integer in [${min}, ${max}] (got "${text}")`);
-  return value;
-}
 
 function parseSettings(argv: string[]): Settings | undefined {
   const { values } = parseArgs({
@@ -110,23 +106,14 @@ function parseSettings(argv: string[]): Settings | undefined {
   const rows = values.rows.split(',').map((row) => row.trim());
   for (const row of rows) if (!(ROWS as readonly string[]).includes(row)) throw new Error(`--rows: unknown row "${row}" (known: ${ROWS.join(', ')})`);
   return {
-    clients: integer(values.clients, '--clients', 1, 1024),
-    seconds: integer(values.seconds, '--seconds', 1, 200),
-    warmup: integer(values.warmup, '--warmup', 1, 60),
+    clients: integerOption(values.clients, '--clients', 1, 1024),
+    seconds: integerOption(values.seconds, '--seconds', 1, 200),
+    warmup: integerOption(values.warmup, '--warmup', 1, 60),
     rows: rows as RowName[],
     keepTmp: values['keep-tmp'],
   };
 }
 
-/** The Node 24 the gateway runs on: the project's own (npm package `node`), else this one. */
-function findNode(): string {
-  for (const candidate of [join(REPO_ROOT, 'node_modules', '.bin', 'node'), join(BENCH_DIR, 'node_modules', '.bin', 'node'), process.execPath]) {
-    if (!existsSync(candidate)) continue;
-    const version = execFileSync(candidate, ['--version'], { encoding: 'utf8' }).trim();
-    if (Number(/^v(\d+)/.exec(version)?.[1]) >= 24) return candidate;
-  }
-  throw new Error('no Node 24 found: run "npm install" in the repository root (and in bench/)');
-}
 
 /**
  * The checked-out commit, read from `.git` directly: the record names it without running git
@@ -475,7 +462,7 @@ async function main(argv: string[]): Promise<number> {
   if (!settings) return 0;
   if (process.platform !== 'linux') throw new Error('the benchmark pins with taskset and reads /proc: Linux only');
   const taskset = ensureTool('taskset', ['util-linux']);
-  const node = findNode();
+  const node = findNode24();
   // Read before this process pins itself: availableParallelism() then says 1.
   const machineAtStart = machine();
   const { cores } = machineAtStart;
