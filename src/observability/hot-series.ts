@@ -74,6 +74,10 @@ abstract class HotMetric<Series> {
 
   protected abstract create(): Series;
   abstract get(): Promise<ExportedMetric>;
+
+  protected exported(type: ExportedMetric['type'], values: ExportedValue[]): ExportedMetric {
+    return { name: this.name, help: this.help, type, aggregator: this.aggregator, values };
+  }
 }
 
 export class HotCounterSeries {
@@ -89,7 +93,7 @@ export class HotCounter extends HotMetric<HotCounterSeries> {
     return new HotCounterSeries();
   }
   async get(): Promise<ExportedMetric> {
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: [...this.series.values()].map(({ labels, series }) => ({ labels, value: series.value })) };
+    return this.exported(this.type, [...this.series.values()].map(({ labels, series }) => ({ labels, value: series.value })));
   }
 }
 
@@ -109,7 +113,7 @@ export class HotGauge extends HotMetric<HotGaugeSeries> {
     return new HotGaugeSeries();
   }
   async get(): Promise<ExportedMetric> {
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: [...this.series.values()].map(({ labels, series }) => ({ labels, value: series.value })) };
+    return this.exported(this.type, [...this.series.values()].map(({ labels, series }) => ({ labels, value: series.value })));
   }
 }
 
@@ -165,6 +169,6 @@ export class HotHistogram extends HotMetric<HotHistogramSeries> {
       values.push({ labels: {}, sharedLabels: labels, value: series.sum, metricName: `${this.name}_sum` });
       values.push({ labels: {}, sharedLabels: labels, value: series.count, metricName: `${this.name}_count` });
     }
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+    return this.exported(this.type, values);
   }
 }
