@@ -255,16 +255,18 @@ export class StreamWriter {
   }
 
   /**
-   * Appends every pending line with one write (a short write is continued), then — with `sync` —
-   * `datasync`s. Throws on failure, keeping whatever was not written.
+   * Appends the pending lines — the first `upTo` of them at most — with one write (a short write is
+   * continued), then — with `sync` — `datasync`s. Throws on failure, keeping whatever was not written.
    */
-  async writePending(sync: boolean): Promise<void> {
+  async writePending(sync: boolean, upTo = Number.POSITIVE_INFINITY): Promise<void> {
     if (this.rotation !== null) await this.rotate();
-    while (this.pending.length > 0) {
+    let left = upTo;
+    while (this.pending.length > 0 && left > 0) {
       // Up to the end of the current segment, if a rotation is marked.
       const end = this.pending.findIndex((line) => line.rotateAt !== undefined);
       // A copy: lines chained while this write is under way join the pending list, not this batch.
-      const lines = this.pending.slice(0, end < 0 ? this.pending.length : end + 1);
+      const lines = this.pending.slice(0, Math.min(end < 0 ? this.pending.length : end + 1, left));
+      left -= lines.length;
       const handle = await this.openHandle(sync);
       const batch = batchBytes(lines);
       let written = 0;

@@ -38,6 +38,7 @@ import {
   segmentBase,
 } from './chain-format.ts';
 import type { CanonicalRecord } from './chain-format.ts';
+import { reconcilePartnerStreams } from './reconcile.ts';
 import { loadCheckpointSigner } from './signing-key.ts';
 import { FOLDER_MODE, StreamWriter, isPartnerId, utcDay } from './stream-writer.ts';
 import type { RotationPolicy } from './stream-writer.ts';
@@ -51,6 +52,8 @@ const RETRY_MAX_MS = 5000;
 const PARTNER_FILE_SUFFIX = '.jsonl';
 /** Room kept in a segment for the checkpoint that closes it, so a segment stays within `max_bytes`. */
 const CHECKPOINT_LINE_BYTES = 512;
+/** Combined records read back at a start (reconcile.ts): no fewer than the default max_queue, so a max_queue lowered after a crash still reaches the records it left behind. */
+const RECONCILE_WINDOW_MIN = 10_000;
 export const DEFAULT_ROTATION: RotationPolicy = Object.freeze({ maxBytes: 256 * 1024 * 1024, daily: true });
 
 /** One write cycle that wrote or synced something: how long the writes and syncs of all its streams took. */
@@ -103,6 +106,7 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
   let streams: Map<string, StreamWriter>;
   try {
     streams = await recoverStreams(options.dir, now, sync);
+    await reconcilePartnerStreams(options.dir, streams, Math.max(options.maxQueue, RECONCILE_WINDOW_MIN), now, sync);
   } catch (error) {
     await Promise.all(sinks.map((sink) => sink.close()));
     throw error;
@@ -222,7 +226,21 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
     }
     const due = [...streams.values()].filter((writer) => writer.pendingLines > 0 || (sync && writer.needsSync));
     const started = performance.now();
-    const results = await Promise.all(due.map((writer) => writer.writePending(sync).then(() => null, (error: unknown) => ({ writer, error }))));
+    // The combined stream first, the partner streams once it is on disk: a stop in between leaves
+    // records only the combined stream holds, which the next start copies on (reconcile.ts). A
+    // partner line never goes to disk ahead of its combined line: each partner stream writes only
+    // the lines chained before the combined write began (later ones wait for the next cycle), and
+    // none after a combined write that failed.
+    const chainedBefore = new Map(due.map((writer) => [writer, writer.pendingLines]));
+    const write = (writer: StreamWriter): Promise<{ writer: StreamWriter; error: unknown } | null> =>
+      writer.writePending(sync, chainedBefore.get(writer)).then(
+        () => null,
+        (error: unknown) => ({ writer, error }),
+      );
+    const combined = due.find((writer) => writer.stream === COMBINED_STREAM);
+    const combinedFailure = combined === undefined ? null : await write(combined);
+    const partners = due.filter((writer) => writer !== combined);
+    const results = combinedFailure !== null ? [combinedFailure] : await Promise.all(partners.map(write));
     if (due.length > 0 && auditWriteChannel.hasSubscribers) {
       auditWriteChannel.publish({ durationSeconds: (performance.now() - started) / 1000 } satisfies AuditWriteMessage);
     }

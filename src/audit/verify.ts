@@ -526,18 +526,30 @@ function checkCheckpoint(record: Record<string, unknown>, stream: string, chain:
 }
 
 function recordEntry(line: number, seq: number, record: Record<string, unknown>): RecordEntry {
-  const digest = createHash('sha256').update(canonicalJson(withoutChain(record))).digest('hex');
+  const digest = recordDigest(record);
+  return { line, seq, key: recordKey(record, digest), partner: recordPartner(record), digest };
+}
+
+/** SHA-256 of the record without its chain fields: the same in every stream that holds it. */
+export function recordDigest(record: Record<string, unknown>): string {
+  return createHash('sha256').update(canonicalJson(withoutChain(record))).digest('hex');
+}
+
+/**
+ * What pairs the lines of one record across streams: `http.request.id` + `@timestamp`, or the
+ * content digest of a record without them; '' for the trail's own lines (checkpoints, recovery
+ * notes), which belong to one stream and are never paired.
+ */
+export function recordKey(record: Record<string, unknown>, digest: string): string {
+  if (isTrailLine(record)) return '';
   const requestId = member(member(member(record, 'http'), 'request'), 'id');
   const timestamp = member(record, '@timestamp');
+  return typeof requestId === 'string' && typeof timestamp === 'string' ? `${requestId}\n${timestamp}` : `digest:${digest}`;
+}
+
+export function recordPartner(record: Record<string, unknown>): string | null {
   const partner = member(member(member(record, 'portcullis'), 'partner'), 'id');
-  return {
-    line,
-    seq,
-    // The trail's own lines (checkpoints, recovery notes) belong to one stream: never cross-checked.
-    key: isTrailLine(record) ? '' : typeof requestId === 'string' && typeof timestamp === 'string' ? `${requestId}\n${timestamp}` : `digest:${digest}`,
-    partner: typeof partner === 'string' ? partner : null,
-    digest,
-  };
+  return typeof partner === 'string' ? partner : null;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import { auditWriteChannel } from '../../src/observability/channels.ts';
 import type { AuditWriteMessage } from '../../src/observability/channels.ts';
 import { setLogListener } from '../../src/log.ts';
 import { assertChain, readStream, records } from './trail-chain.ts';
+import { decision, trailOptions } from './trail-fixtures.ts';
 
 let root: string;
 let counter = 0;
@@ -29,27 +30,8 @@ after(async () => {
 function options(overrides: Partial<AuditTrailOptions> = {}): AuditTrailOptions {
   counter += 1;
   const dir = join(root, `case-${counter}`, 'trail');
-  return {
-    dir,
-    flush: 'every-record',
-    // Far beyond the test's time: whatever is written, the append itself started.
-    flushIntervalMs: 60_000,
-    checkpointIntervalMs: 60_000,
-    checkpointEvery: 1000,
-    signingKeyPath: null,
-    keyDir: join(dir, '..', 'keys'),
-    maxQueue: 10_000,
-    ...overrides,
-  };
-}
-
-function decision(n: number, partner: string | null): object {
-  return {
-    '@timestamp': new Date(Date.UTC(2030, 0, 1, 0, 0, n)).toISOString(),
-    event: { kind: 'event', action: 'gateway.request', outcome: 'success', reason: 'allowed' },
-    http: { request: { id: `req-${n}` } },
-    portcullis: { decision: 'allow', reason: 'allowed', partner: partner === null ? null : { id: partner }, n },
-  };
+  // Far beyond the test's time: whatever is written, the append itself started.
+  return trailOptions(dir, { flush: 'every-record', flushIntervalMs: 60_000, ...overrides });
 }
 
 const idsIn = async (path: string): Promise<string[]> =>

@@ -14,6 +14,7 @@ import type { AuditTrail, AuditTrailOptions } from '../../src/audit/trail.ts';
 import { verifyTrail } from '../../src/audit/verify.ts';
 import { setLogListener } from '../../src/log.ts';
 import { assertChain, readStream, records } from './trail-chain.ts';
+import { decision, trailOptions } from './trail-fixtures.ts';
 import type { Line } from './trail-chain.ts';
 
 let root: string;
@@ -37,26 +38,7 @@ beforeEach(() => {
 });
 
 function options(overrides: Partial<AuditTrailOptions> = {}): AuditTrailOptions {
-  return {
-    dir,
-    flush: 'interval',
-    flushIntervalMs: 10,
-    checkpointIntervalMs: 60_000,
-    checkpointEvery: 1000,
-    signingKeyPath: null,
-    keyDir: join(dir, '..', 'keys'),
-    maxQueue: 10_000,
-    ...overrides,
-  };
-}
-
-function decision(n: number, partner: string | null): object {
-  return {
-    '@timestamp': new Date(Date.UTC(2030, 0, 1, 0, 0, n)).toISOString(),
-    event: { kind: 'event', action: 'gateway.request', outcome: 'success', reason: 'allowed' },
-    http: { request: { id: `req-${n}` } },
-    portcullis: { decision: 'allow', reason: 'allowed', partner: partner === null ? null : { id: partner }, n },
-  };
+  return trailOptions(dir, overrides);
 }
 
 const requestIds = (lines: readonly Line[]): string[] => lines.map((line) => (line['http'] as { request: { id: string } }).request.id);
