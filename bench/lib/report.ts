@@ -1,6 +1,6 @@
 /**
- * Turning the rounds into the report: medians per target, ratios to the baseline, the table,
- * the verdict lines of targets that have a goal.
+ * Turning the rounds into the report: medians per target, ratios to the baseline (per round,
+ * then their median), the table, the verdict lines of targets that have a goal.
  */
 import type { Goal } from './target.ts';
 import type { WrkResult } from './wrk.ts';
@@ -125,13 +125,28 @@ export function summarise(rows: Row[]): void {
       errors: s.reduce((sum, x) => sum + x.non2xx3xx + Object.values(x.socketErrors).reduce((a, b) => a + b, 0), 0),
     };
   }
-  const base = rows.find((row) => row.baseline)?.summary;
-  if (!base) return;
+  const base = rows.find((row) => row.baseline);
+  if (!base?.summary) return;
   for (const row of rows) {
     if (!row.summary) continue;
-    row.summary.throughputRatio = row.summary.requestsPerSecond / base.requestsPerSecond;
-    row.summary.p99Ratio = row.summary.p99Ms / base.p99Ms;
+    row.summary.throughputRatio = pairedRatio(row, base, (x) => x.requestsPerSecond);
+    row.summary.p99Ratio = pairedRatio(row, base, (x) => x.latencyMs['99']!);
   }
+}
+
+/**
+ * `row` ÷ `base` for one figure: the median of the ratios within each round both were measured
+ * in (interleaved rounds run the two close together, so a machine whose speed drifts during the
+ * run — a busy host, a CPU clocked down — shifts both sides of a round's ratio alike), or the
+ * ratio of the medians when they share no round.
+ */
+export function pairedRatio(row: Pick<Row, 'samples'>, base: Pick<Row, 'samples'>, figure: (sample: Sample) => number): number {
+  const baseByRound = new Map(base.samples.map((sample) => [sample.round, sample]));
+  const ratios = row.samples.flatMap((sample) => {
+    const other = baseByRound.get(sample.round);
+    return other === undefined ? [] : [figure(sample) / figure(other)];
+  });
+  return ratios.length > 0 ? median(ratios) : median(row.samples.map(figure)) / median(base.samples.map(figure));
 }
 
 const int = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
@@ -239,7 +254,7 @@ export function verdicts(rows: readonly Row[]): string[] {
 function verdict(rows: readonly Row[], row: Row, against: string, goal: Goal | undefined): string {
   const base = rows.find((other) => other.target === against);
   if (!row.summary || !base?.summary) return `${row.target}: not measured: ${against} ${base?.status ?? 'missing'}`;
-  const throughput = row.summary.requestsPerSecond / base.summary.requestsPerSecond;
+  const throughput = pairedRatio(row, base, (x) => x.requestsPerSecond);
   const clean = row.summary.errors === 0;
   const errors = clean ? '' : `, ${row.summary.errors} errors`;
   const across = acrossGenerators(row, base)
@@ -253,7 +268,7 @@ function verdict(rows: readonly Row[], row: Row, against: string, goal: Goal | u
     );
   }
   const throughputOk = throughput >= goal.minThroughputRatio;
-  const p99Ok = !goal.lowerP99 || row.summary.p99Ms < base.summary.p99Ms;
+  const p99Ok = !goal.lowerP99 || pairedRatio(row, base, (x) => x.latencyMs['99']!) < 1;
   const met = throughputOk && p99Ok && clean;
   const p99 = `p99 ${fixed(row.summary.p99Ms, 2)} ms vs ${fixed(base.summary.p99Ms, 2)} ms${goal.lowerP99 ? ' (target: lower)' : ''}`;
   if (goal.minThroughputRatio < 1) {
