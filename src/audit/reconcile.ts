@@ -47,13 +47,16 @@ export async function reconcilePartnerStreams(
   now: () => Date,
   sync: boolean,
 ): Promise<Repair[]> {
-  /** Each partner stream's last record key ('' for a stream with no record yet). */
-  const lastKey = new Map<string, string>();
+  /**
+   * Each partner stream's last record key: '' for a stream that never held a line, null when it
+   * cannot be known (its tail does not chain, or its records are no longer on disk: segments
+   * moved away). A partner stream not in the map has nothing on disk.
+   */
+  const lastKey = new Map<string, string | null>();
   for (const [name, writer] of streams) {
     if (name === COMBINED_STREAM) continue;
     const key = await lastRecordKey(dir, writer.stream);
-    if (key === null) return [];
-    lastKey.set(name, key);
+    lastKey.set(name, key === '' && writer.seq > 0 ? null : key);
   }
 
   /** Per partner stream, the combined records newer than its last record, newest first. */
@@ -67,7 +70,7 @@ export async function reconcilePartnerStreams(
     if (partner !== null) {
       const stream = partnerStream(partner);
       if (!caughtUp.has(stream)) {
-        if (lastKey.get(stream) === recordKey(line.record, recordDigest(line.record))) caughtUp.add(stream);
+        if (lastKey.get(stream) === recordKey(line.record, () => recordDigest(line.record))) caughtUp.add(stream);
         else {
           const list = missing.get(stream) ?? [];
           list.push(canonicalRecord(lineBody(line.record) as Record<string, unknown>, false));
@@ -81,7 +84,11 @@ export async function reconcilePartnerStreams(
 
   const repairs: Repair[] = [];
   for (const [stream, newestFirst] of missing) {
-    if (!caughtUp.has(stream) && (lastKey.get(stream) ?? '') !== '') {
+    // A partner stream with nothing on disk never held a record.
+    const last = lastKey.has(stream) ? (lastKey.get(stream) as string | null) : '';
+    // Not known: its tail does not chain (logged as it was read) or its records are not on disk.
+    if (last === null) continue;
+    if (!caughtUp.has(stream) && last !== '') {
       // Its last record is not among the combined stream's newest: that is no cut-short cycle, and
       // copying could duplicate what it holds.
       log('error', 'audit.reconcile_skipped', { stream, reason: `its last record is not among the last ${window} records of combined.jsonl; run \`portcullis audit verify\`` });
@@ -124,7 +131,7 @@ async function lastRecordKey(dir: string, stream: string): Promise<string | null
   let key = '';
   const chained = await readBackwards(dir, stream, (line) => {
     if (isTrailLine(line.record)) return true;
-    key = recordKey(line.record, recordDigest(line.record));
+    key = recordKey(line.record, () => recordDigest(line.record));
     return false;
   });
   return chained ? key : null;

@@ -527,7 +527,7 @@ function checkCheckpoint(record: Record<string, unknown>, stream: string, chain:
 
 function recordEntry(line: number, seq: number, record: Record<string, unknown>): RecordEntry {
   const digest = recordDigest(record);
-  return { line, seq, key: recordKey(record, digest), partner: recordPartner(record), digest };
+  return { line, seq, key: recordKey(record, () => digest), partner: recordPartner(record), digest };
 }
 
 /** SHA-256 of the record without its chain fields: the same in every stream that holds it. */
@@ -540,11 +540,11 @@ export function recordDigest(record: Record<string, unknown>): string {
  * content digest of a record without them; '' for the trail's own lines (checkpoints, recovery
  * notes), which belong to one stream and are never paired.
  */
-export function recordKey(record: Record<string, unknown>, digest: string): string {
+export function recordKey(record: Record<string, unknown>, digest: () => string): string {
   if (isTrailLine(record)) return '';
   const requestId = member(member(member(record, 'http'), 'request'), 'id');
   const timestamp = member(record, '@timestamp');
-  return typeof requestId === 'string' && typeof timestamp === 'string' ? `${requestId}\n${timestamp}` : `digest:${digest}`;
+  return typeof requestId === 'string' && typeof timestamp === 'string' ? `${requestId}\n${timestamp}` : `digest:${digest()}`;
 }
 
 export function recordPartner(record: Record<string, unknown>): string | null {

@@ -153,6 +153,20 @@ test('an edited line in the combined stream\'s tail stops the copy: nothing unpr
   assert.equal((await verifyTrail(dir, { publicKeyPem })).ok, false);
 });
 
+test('a partner stream whose records are no longer on disk (segments moved away) is not filled from the combined stream', async () => {
+  await writeTrail(['acme', 'acme', 'acme']);
+  // What is left when the segments holding its records were archived: a live file with only the
+  // closing checkpoint, which still continues the chain.
+  const path = join(dir, 'partners/acme.jsonl');
+  const lines = (await readFile(path, 'utf8')).split('\n').filter(Boolean);
+  await writeFile(path, `${lines.at(-1)}\n`);
+  await reopenAndClose();
+  const acme = await readStream(path);
+  assert.equal(acme.some((line) => line.event?.action === RECOVERED_ACTION), false);
+  assert.deepEqual(ids(acme), [], 'nothing copied: the three records it held would have been duplicated');
+  assert.equal(logs.some((entry) => entry.event === 'audit.stream_repaired'), false);
+});
+
 const hasPrlimit = spawnSync('prlimit', ['--version']).status === 0;
 
 test('a write cycle puts the combined stream on disk before any partner stream: a failed combined write writes no partner line', { skip: hasPrlimit ? false : 'needs prlimit (util-linux)' }, async () => {
