@@ -9,14 +9,16 @@
  *
  * Only the newest records can be missing: the trail never holds more than `max_queue` records
  * that are not on disk in every stream (it refuses new ones first), so the combined stream's last
- * `window` records are all that is read. Every line read is checked against its hash and the
- * line after it: a stream whose tail does not chain is left alone for `audit verify` to report.
+ * `window` records are all that is read. Every line read must chain to the line after it, and
+ * before anything is copied every line from the oldest record to copy to the end has its hash
+ * computed again: a tail that does not chain is left alone for `audit verify` to report.
  */
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { log } from '../log.ts';
-import { COMBINED_STREAM, RECOVERED_ACTION, canonicalRecord, lineBody, lineHash, listSegments, partnerStream, streamFile } from './chain-format.ts';
+import { COMBINED_STREAM, RECOVERED_ACTION, canonicalRecord, lineBody, lineHash, partnerStream, streamFile } from './chain-format.ts';
 import type { CanonicalRecord } from './chain-format.ts';
+import { forEachConcurrently } from './each-concurrently.ts';
 import { StreamWriter, AuditTrailCorruptError } from './stream-writer.ts';
 import { isTrailLine, parseTrailLine, recordDigest, recordKey, recordPartner } from './verify.ts';
 
@@ -43,9 +45,11 @@ export interface Repair {
 export async function reconcilePartnerStreams(
   dir: string,
   streams: Map<string, StreamWriter>,
+  segments: ReadonlyMap<string, readonly string[]>,
   window: number,
   now: () => Date,
   sync: boolean,
+  concurrency: number,
 ): Promise<Repair[]> {
   /**
    * Each partner stream's last record key: '' for a stream that never held a line, null when it
@@ -53,17 +57,22 @@ export async function reconcilePartnerStreams(
    * moved away). A partner stream not in the map has nothing on disk.
    */
   const lastKey = new Map<string, string | null>();
-  for (const [name, writer] of streams) {
-    if (name === COMBINED_STREAM) continue;
-    const key = await lastRecordKey(dir, writer.stream);
-    lastKey.set(name, key === '' && writer.seq > 0 ? null : key);
-  }
+  const partners = [...streams.values()].filter((writer) => writer.stream !== COMBINED_STREAM);
+  await forEachConcurrently(partners, concurrency, async (writer) => {
+    const key = await lastRecordKey(dir, writer.stream, segments.get(writer.stream) ?? []);
+    lastKey.set(writer.stream, key === '' && writer.seq > 0 ? null : key);
+  });
 
   /** Per partner stream, the combined records newer than its last record, newest first. */
   const missing = new Map<string, CanonicalRecord[]>();
+  /** Per partner stream, how many lines from the combined stream's end its oldest missing record is (0: the last line). */
+  const reach = new Map<string, number>();
   const caughtUp = new Set<string>();
   let records = 0;
-  const combined = await readBackwards(dir, COMBINED_STREAM, (line) => {
+  let lines = 0;
+  const combinedSegments = segments.get(COMBINED_STREAM) ?? [];
+  const combined = await readBackwards(dir, COMBINED_STREAM, combinedSegments, 0, (line) => {
+    lines += 1;
     if (isTrailLine(line.record)) return true;
     records += 1;
     const partner = recordPartner(line.record);
@@ -75,6 +84,7 @@ export async function reconcilePartnerStreams(
           const list = missing.get(stream) ?? [];
           list.push(canonicalRecord(lineBody(line.record) as Record<string, unknown>, false));
           missing.set(stream, list);
+          reach.set(stream, lines - 1);
         }
       }
     }
@@ -82,22 +92,33 @@ export async function reconcilePartnerStreams(
   });
   if (!combined) return [];
 
-  const repairs: Repair[] = [];
-  for (const [stream, newestFirst] of missing) {
+  const toRepair = [...missing].filter(([stream]) => {
     // A partner stream with nothing on disk never held a record.
     const last = lastKey.has(stream) ? (lastKey.get(stream) as string | null) : '';
     // Not known: its tail does not chain (logged as it was read) or its records are not on disk.
-    if (last === null) continue;
+    if (last === null) return false;
     if (!caughtUp.has(stream) && last !== '') {
       // Its last record is not among the combined stream's newest: that is no cut-short cycle, and
       // copying could duplicate what it holds.
       log('error', 'audit.reconcile_skipped', { stream, reason: `its last record is not among the last ${window} records of combined.jsonl; run \`portcullis audit verify\`` });
-      continue;
+      return false;
     }
+    return true;
+  });
+  if (toRepair.length === 0) return [];
+  // What is copied must be what was chained: every line from the oldest record to copy to the
+  // end has its hash computed again (the first pass only followed the links, which is all a
+  // start with nothing to copy needs).
+  const span = Math.max(...toRepair.map(([stream]) => reach.get(stream)!)) + 1;
+  let checked = 0;
+  if (!(await readBackwards(dir, COMBINED_STREAM, combinedSegments, span, () => ++checked < span))) return [];
+
+  const repairs: Repair[] = [];
+  for (const [stream, newestFirst] of toRepair) {
     let writer = streams.get(stream);
     if (writer === undefined) {
       writer = new StreamWriter(dir, stream);
-      await writer.recover();
+      await writer.recover(segments.get(stream) ?? []);
       streams.set(stream, writer);
     }
     const at = now();
@@ -127,9 +148,9 @@ export async function reconcilePartnerStreams(
 }
 
 /** The key of the stream's last record, '' when it has none, null when its tail does not chain. */
-async function lastRecordKey(dir: string, stream: string): Promise<string | null> {
+async function lastRecordKey(dir: string, stream: string, segments: readonly string[]): Promise<string | null> {
   let key = '';
-  const chained = await readBackwards(dir, stream, (line) => {
+  const chained = await readBackwards(dir, stream, segments, 0, (line) => {
     if (isTrailLine(line.record)) return true;
     key = recordKey(line.record, () => recordDigest(line.record));
     return false;
@@ -139,12 +160,15 @@ async function lastRecordKey(dir: string, stream: string): Promise<string | null
 
 /**
  * Hands `visit` the stream's lines from the newest back (live file, then its segments newest
- * first) until it returns false or the stream's first line is passed. Returns false, after
- * logging why, when a line does not chain to the one after it.
+ * first) until it returns false or the stream's first line is passed. Each line must chain to
+ * the one after it (its `hash` is the next line's `prev`); the newest `hashed` lines also have
+ * their hash computed again (the newest was, by StreamWriter.recover). Returns false, after
+ * logging why, when a line fails.
  */
-async function readBackwards(dir: string, stream: string, visit: (line: ReadLine) => boolean): Promise<boolean> {
-  const files = [join(dir, streamFile(stream)), ...(await listSegments(dir, stream)).reverse().map((segment) => join(dir, segment))];
+async function readBackwards(dir: string, stream: string, segments: readonly string[], hashed: number, visit: (line: ReadLine) => boolean): Promise<boolean> {
+  const files = [join(dir, streamFile(stream)), ...[...segments].reverse().map((segment) => join(dir, segment))];
   let after: ReadLine | null = null;
+  let read = 0;
   for (const file of files) {
     for await (const text of linesBackwards(file)) {
       const parsed = parseTrailLine({ number: 0, text, terminated: true });
@@ -152,7 +176,7 @@ async function readBackwards(dir: string, stream: string, visit: (line: ReadLine
         ? parsed.detail
         : parsed.chain.stream !== stream
           ? `a line of stream "${parsed.chain.stream}"`
-          : lineHash(parsed.chain.prev, parsed.record) !== parsed.chain.hash
+          : read++ < hashed && lineHash(parsed.chain.prev, parsed.record) !== parsed.chain.hash
             ? 'a line that does not match its hash'
             : after !== null && (after.prev !== parsed.chain.hash || after.seq !== parsed.chain.seq + 1)
               ? 'a line the next line does not chain to'

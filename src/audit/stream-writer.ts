@@ -128,10 +128,12 @@ export class StreamWriter {
    * Reads the tail of the existing file (if any) and continues its chain. A torn final line is
    * truncated — exactly the bytes after the last newline; the last complete line must be a line
    * of this stream whose hash recomputes, otherwise the trail was damaged and we refuse to write
-   * after it (`portcullis audit verify` tells what is wrong).
+   * after it (`portcullis audit verify` tells what is wrong). `listed`: the stream's rotated
+   * segments, oldest first, when the caller has listed them already.
    */
-  async recover(): Promise<RecoveredTail> {
-    const segments = await listSegments(this.dir, this.stream);
+  async recover(listed?: readonly string[]): Promise<RecoveredTail> {
+    // `listed`: this stream's segments from one listing of the whole trail (chain-format.ts segmentsByStream).
+    const segments = listed ?? (await listSegments(this.dir, this.stream));
     const lastSegment = segments.length > 0 ? join(this.dir, segments.at(-1)!) : null;
     let handle: FileHandle;
     try {

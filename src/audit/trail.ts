@@ -36,8 +36,10 @@ import {
   checkpointMessage,
   partnerStream,
   segmentBase,
+  segmentsByStream,
 } from './chain-format.ts';
 import type { CanonicalRecord } from './chain-format.ts';
+import { forEachConcurrently } from './each-concurrently.ts';
 import { reconcilePartnerStreams } from './reconcile.ts';
 import { loadCheckpointSigner } from './signing-key.ts';
 import { FOLDER_MODE, StreamWriter, isPartnerId, utcDay } from './stream-writer.ts';
@@ -54,6 +56,8 @@ const PARTNER_FILE_SUFFIX = '.jsonl';
 const CHECKPOINT_LINE_BYTES = 512;
 /** Combined records read back at a start (reconcile.ts): no fewer than the default max_queue, so a max_queue lowered after a crash still reaches the records it left behind. */
 const RECONCILE_WINDOW_MIN = 10_000;
+/** Streams opened at once at start (each-concurrently.ts). */
+export const RECOVERY_CONCURRENCY = 32;
 export const DEFAULT_ROTATION: RotationPolicy = Object.freeze({ maxBytes: 256 * 1024 * 1024, daily: true });
 
 /** One write cycle that wrote or synced something: how long the writes and syncs of all its streams took. */
@@ -105,8 +109,9 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
   const sinks = await openSinks(options);
   let streams: Map<string, StreamWriter>;
   try {
-    streams = await recoverStreams(options.dir, now, sync);
-    await reconcilePartnerStreams(options.dir, streams, Math.max(options.maxQueue, RECONCILE_WINDOW_MIN), now, sync);
+    const segments = await segmentsByStream(options.dir);
+    streams = await recoverStreams(options.dir, segments, now, sync);
+    await reconcilePartnerStreams(options.dir, streams, segments, Math.max(options.maxQueue, RECONCILE_WINDOW_MIN), now, sync, RECOVERY_CONCURRENCY);
   } catch (error) {
     await Promise.all(sinks.map((sink) => sink.close()));
     throw error;
@@ -501,6 +506,7 @@ function checkLineLimits(value: unknown, depth: number, walk: Walk): void {
  */
 async function recoverStreams(
   dir: string,
+  segments: ReadonlyMap<string, readonly string[]>,
   now: () => Date,
   sync: boolean,
 ): Promise<Map<string, StreamWriter>> {
@@ -515,19 +521,20 @@ async function recoverStreams(
     else if (entry.isFile() && isPartnerId(segmentBase(entry.name))) segmentOnly.add(segmentBase(entry.name)!);
     else log('warn', 'audit.unknown_file', { path: join(partnersDir, entry.name) });
   }
-  for (const id of segmentOnly) if (!names.includes(partnerStream(id))) names.push(partnerStream(id));
-  const streams = new Map<string, StreamWriter>();
-  for (const name of names) {
+  const live = new Set(names);
+  for (const id of segmentOnly) if (!live.has(partnerStream(id))) names.push(partnerStream(id));
+  const writers = new Map<string, StreamWriter>();
+  await forEachConcurrently(names, RECOVERY_CONCURRENCY, async (name) => {
     const writer = new StreamWriter(dir, name);
-    const tail = await writer.recover();
+    const tail = await writer.recover(segments.get(name) ?? []);
     // A file whose last line does not tell the writer's day counts from now.
     if (writer.fileBytes > 0) writer.fileDay ??= utcDay(now().getTime());
-    streams.set(name, writer);
+    writers.set(name, writer);
     if (!tail.endsSigned) {
       writer.unsigned = 1;
       writer.firstUnsignedAt = Number.NEGATIVE_INFINITY;
     }
-    if (tail.discardedBytes === 0) continue;
+    if (tail.discardedBytes === 0) return;
     log('warn', 'audit.torn_line_discarded', { stream: name, path: writer.path, discarded_bytes: tail.discardedBytes });
     const at = now();
     writer.chain(
@@ -545,6 +552,9 @@ async function recoverStreams(
       at.getTime(),
     );
     await writer.writePending(sync);
-  }
+  });
+  // In the order listed, the combined stream first.
+  const streams = new Map<string, StreamWriter>();
+  for (const name of names) streams.set(name, writers.get(name)!);
   return streams;
 }

@@ -31,7 +31,7 @@ import {
   RECOVERED_ACTION,
   checkpointMessage,
   lineHash,
-  listSegments,
+  segmentsByStream,
   partnerStream,
   segmentBase,
   streamFile,
@@ -186,7 +186,8 @@ interface StreamEntry {
 async function trailFiles(dir: string): Promise<StreamEntry[]> {
   const entries: StreamEntry[] = [];
   const combined = join(dir, streamFile(COMBINED_STREAM));
-  const combinedSegments = await listSegments(dir, COMBINED_STREAM);
+  const segments = await segmentsByStream(dir);
+  const combinedSegments = segments.get(COMBINED_STREAM) ?? [];
   if ((await isFile(combined)) || combinedSegments.length > 0) {
     entries.push({ file: combined, relative: streamFile(COMBINED_STREAM), stream: COMBINED_STREAM, segments: combinedSegments });
   }
@@ -204,7 +205,7 @@ async function trailFiles(dir: string): Promise<StreamEntry[]> {
   }
   for (const partner of [...partners].sort()) {
     const stream = partnerStream(partner);
-    entries.push({ file: join(dir, streamFile(stream)), relative: streamFile(stream), stream, segments: await listSegments(dir, stream) });
+    entries.push({ file: join(dir, streamFile(stream)), relative: streamFile(stream), stream, segments: segments.get(stream) ?? [] });
   }
   if (entries.length === 0) throw new TrailInputError(`${dir} holds no audit trail (no combined.jsonl, no partners/*.jsonl)`);
   return entries;
