@@ -375,6 +375,21 @@ export class StreamWriter {
     return this.handle;
   }
 
+  /** Whether the file is open: it is kept open between writes until `closeIfIdle`. */
+  get fileOpen(): boolean {
+    return this.handle !== null;
+  }
+
+  /**
+   * Closes the file when nothing waits to be written to it (nor, with `sync`, to be synced):
+   * the next write opens it again. Returns whether it closed it.
+   */
+  async closeIfIdle(sync: boolean): Promise<boolean> {
+    if (this.handle === null || this.pending.length > 0 || this.rotation !== null || (sync && this.needsSync)) return false;
+    await this.dropHandle();
+    return true;
+  }
+
   private async dropHandle(): Promise<void> {
     const handle = this.handle;
     this.handle = null;

@@ -58,6 +58,14 @@ const CHECKPOINT_LINE_BYTES = 512;
 const RECONCILE_WINDOW_MIN = 10_000;
 /** Streams opened at once at start (each-concurrently.ts). */
 export const RECOVERY_CONCURRENCY = 32;
+/** Partner stream files written at once in a write cycle. */
+const PARTNER_WRITE_CONCURRENCY = 32;
+/**
+ * Partner stream files kept open between write cycles; beyond it the least recently written idle
+ * ones are closed (and opened again at their next write), so thousands of partners never run the
+ * process out of file descriptors.
+ */
+export const MAX_OPEN_PARTNER_FILES = 256;
 export const DEFAULT_ROTATION: RotationPolicy = Object.freeze({ maxBytes: 256 * 1024 * 1024, daily: true });
 
 /** One write cycle that wrote or synced something: how long the writes and syncs of all its streams took. */
@@ -190,6 +198,16 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
     );
   };
 
+  /** Partner streams whose file is open, least recently written first. */
+  const openPartnerFiles = new Set<StreamWriter>();
+  /** Closes the least recently written idle partner files until no more than the cap are open. */
+  const closeIdlePartnerFiles = async (): Promise<void> => {
+    for (const writer of openPartnerFiles) {
+      if (openPartnerFiles.size <= MAX_OPEN_PARTNER_FILES) return;
+      if (!writer.fileOpen || (await writer.closeIfIdle(sync))) openPartnerFiles.delete(writer);
+    }
+  };
+
   /** Chains an accepted record into the combined stream and, with a partner, that partner's stream. */
   const chainRecord = (record: CanonicalRecord, partnerId: string | null, onDurable: DurableCallback | null): void => {
     const at = now();
@@ -244,8 +262,17 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
       );
     const combined = due.find((writer) => writer.stream === COMBINED_STREAM);
     const combinedFailure = combined === undefined ? null : await write(combined);
-    const partners = due.filter((writer) => writer !== combined);
-    const results = combinedFailure !== null ? [combinedFailure] : await Promise.all(partners.map(write));
+    const results: Array<{ writer: StreamWriter; error: unknown } | null> = [combinedFailure];
+    if (combinedFailure === null) {
+      const partners = due.filter((writer) => writer !== combined);
+      await forEachConcurrently(partners, PARTNER_WRITE_CONCURRENCY, async (writer) => {
+        results.push(await write(writer));
+        // Most recently written last.
+        openPartnerFiles.delete(writer);
+        if (writer.fileOpen) openPartnerFiles.add(writer);
+        if (openPartnerFiles.size > MAX_OPEN_PARTNER_FILES) await closeIdlePartnerFiles();
+      });
+    }
     if (due.length > 0 && auditWriteChannel.hasSubscribers) {
       auditWriteChannel.publish({ durationSeconds: (performance.now() - started) / 1000 } satisfies AuditWriteMessage);
     }
