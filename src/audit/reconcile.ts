@@ -32,11 +32,6 @@ interface ReadLine {
   readonly hash: string;
 }
 
-export interface Repair {
-  readonly stream: string;
-  readonly copiedRecords: number;
-}
-
 /**
  * Copies to each partner stream the records the combined stream's last `window` records hold for
  * that partner after the partner stream's own last record. `streams` are the recovered writers
@@ -50,7 +45,7 @@ export async function reconcilePartnerStreams(
   now: () => Date,
   sync: boolean,
   concurrency: number,
-): Promise<Repair[]> {
+): Promise<void> {
   /**
    * Each partner stream's last record key: '' for a stream that never held a line, null when it
    * cannot be known (its tail does not chain, or its records are no longer on disk: segments
@@ -90,7 +85,7 @@ export async function reconcilePartnerStreams(
     }
     return records < window;
   });
-  if (!combined) return [];
+  if (!combined) return;
 
   const toRepair = [...missing].filter(([stream]) => {
     // A partner stream with nothing on disk never held a record.
@@ -105,15 +100,14 @@ export async function reconcilePartnerStreams(
     }
     return true;
   });
-  if (toRepair.length === 0) return [];
+  if (toRepair.length === 0) return;
   // What is copied must be what was chained: every line from the oldest record to copy to the
   // end has its hash computed again (the first pass only followed the links, which is all a
   // start with nothing to copy needs).
   const span = Math.max(...toRepair.map(([stream]) => reach.get(stream)!)) + 1;
   let checked = 0;
-  if (!(await readBackwards(dir, COMBINED_STREAM, combinedSegments, span, () => ++checked < span))) return [];
+  if (!(await readBackwards(dir, COMBINED_STREAM, combinedSegments, span, () => ++checked < span))) return;
 
-  const repairs: Repair[] = [];
   for (const [stream, newestFirst] of toRepair) {
     let writer = streams.get(stream);
     if (writer === undefined) {
@@ -142,9 +136,7 @@ export async function reconcilePartnerStreams(
     writer.firstUnsignedAt = Number.NEGATIVE_INFINITY;
     await writer.writePending(sync);
     log('warn', 'audit.stream_repaired', { stream, path: writer.path, copied_records: newestFirst.length, from_stream: COMBINED_STREAM });
-    repairs.push({ stream, copiedRecords: newestFirst.length });
   }
-  return repairs;
 }
 
 /** The key of the stream's last record, '' when it has none, null when its tail does not chain. */

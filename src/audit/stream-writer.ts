@@ -132,7 +132,6 @@ export class StreamWriter {
    * segments, oldest first, when the caller has listed them already.
    */
   async recover(listed?: readonly string[]): Promise<RecoveredTail> {
-    // `listed`: this stream's segments from one listing of the whole trail (chain-format.ts segmentsByStream).
     const segments = listed ?? (await listSegments(this.dir, this.stream));
     const lastSegment = segments.length > 0 ? join(this.dir, segments.at(-1)!) : null;
     let handle: FileHandle;
