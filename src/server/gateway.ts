@@ -358,6 +358,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   async function applyReload(): Promise<ReloadResult | { ok: true; changed: true; hash: string; previousHash: string }> {
     if (draining) return { ok: true, changed: false, hash: generation.snapshot.hash };
+    const started = performance.now();
     const next = await loadConfigOffThread(configPath, { env: options.env ?? process.env });
     if (!next.ok) {
       for (const issue of next.issues) log('error', 'config.reload_refused', { issue: formatIssue(issue) });
@@ -445,7 +446,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       log('warn', 'tracing.settings_need_restart', { message: 'tracing settings changed; the running tracer keeps its settings until the next start' });
     }
     onSwap?.(snapshot);
-    log('info', 'config.reloaded', { config_hash: snapshot.hash, previous_hash: previous.snapshot.hash });
+    // From the reload's start (signal, watch or admin call) to the swap: load, validate, compile, bind.
+    log('info', 'config.reloaded', { config_hash: snapshot.hash, previous_hash: previous.snapshot.hash, duration_ms: Math.round(performance.now() - started) });
     return { ok: true, changed: true, hash: snapshot.hash, previousHash: previous.snapshot.hash };
   }
 
