@@ -108,12 +108,14 @@ export async function reconcilePartnerStreams(
   let checked = 0;
   if (!(await readBackwards(dir, COMBINED_STREAM, combinedSegments, span, () => ++checked < span))) return;
 
-  for (const [stream, newestFirst] of toRepair) {
+  // New writers join `streams` in a stable order once all are written.
+  const created = new Map<string, StreamWriter>();
+  await forEachConcurrently(toRepair, concurrency, async ([stream, newestFirst]) => {
     let writer = streams.get(stream);
     if (writer === undefined) {
       writer = new StreamWriter(dir, stream);
       await writer.recover(segments.get(stream) ?? []);
-      streams.set(stream, writer);
+      created.set(stream, writer);
     }
     const at = now();
     const atMs = at.getTime();
@@ -135,8 +137,11 @@ export async function reconcilePartnerStreams(
     // Signed by the first write cycle, like any tail the previous run left unsigned.
     writer.firstUnsignedAt = Number.NEGATIVE_INFINITY;
     await writer.writePending(sync);
+    // The write cycles keep only the recently written partner files open (trail.ts).
+    await writer.closeIfIdle(sync);
     log('warn', 'audit.stream_repaired', { stream, path: writer.path, copied_records: newestFirst.length, from_stream: COMBINED_STREAM });
-  }
+  });
+  for (const [stream] of toRepair) if (created.has(stream)) streams.set(stream, created.get(stream)!);
 }
 
 /** The key of the stream's last record, '' when it has none, null when its tail does not chain. */

@@ -579,6 +579,8 @@ async function recoverStreams(
       at.getTime(),
     );
     await writer.writePending(sync);
+    // The write cycles keep only the recently written partner files open.
+    if (name !== COMBINED_STREAM) await writer.closeIfIdle(sync);
   });
   // In the order listed, the combined stream first.
   const streams = new Map<string, StreamWriter>();
