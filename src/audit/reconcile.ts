@@ -73,7 +73,8 @@ export async function reconcilePartnerStreams(
     const partner = recordPartner(line.record);
     if (partner !== null) {
       const stream = partnerStream(partner);
-      if (!caughtUp.has(stream)) {
+      // A stream whose last record cannot be known is never copied to: nothing to collect.
+      if (!caughtUp.has(stream) && lastKey.get(stream) !== null) {
         if (lastKey.get(stream) === recordKey(line.record, () => recordDigest(line.record))) caughtUp.add(stream);
         else {
           const list = missing.get(stream) ?? [];
@@ -88,11 +89,8 @@ export async function reconcilePartnerStreams(
   if (!combined) return;
 
   const toRepair = [...missing].filter(([stream]) => {
-    // A partner stream with nothing on disk never held a record.
-    const last = lastKey.has(stream) ? (lastKey.get(stream) as string | null) : '';
-    // Not known: its tail does not chain (logged as it was read) or its records are not on disk.
-    if (last === null) return false;
-    if (!caughtUp.has(stream) && last !== '') {
+    // A partner stream with nothing on disk (not in lastKey) never held a record.
+    if (!caughtUp.has(stream) && (lastKey.get(stream) ?? '') !== '') {
       // Its last record is not among the combined stream's newest: that is no cut-short cycle, and
       // copying could duplicate what it holds.
       log('error', 'audit.reconcile_skipped', { stream, reason: `its last record is not among the last ${window} records of combined.jsonl; run \`portcullis audit verify\`` });

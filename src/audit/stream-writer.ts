@@ -8,7 +8,7 @@
 import { link, mkdir, open, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { CHECKPOINT_ACTION, GENESIS_HASH, RECOVERED_ACTION, MAX_LINE_BYTES, chainHash, chainedLine, lineHash, listSegments, segmentFile, segmentStamp, streamFile } from './chain-format.ts';
+import { CHECKPOINT_ACTION, GENESIS_HASH, RECOVERED_ACTION, MAX_LINE_BYTES, chainHash, chainedLine, lineHash, segmentFile, segmentStamp, streamFile } from './chain-format.ts';
 import type { CanonicalRecord, ChainFields } from './chain-format.ts';
 
 /** Same rule as configuration ids: no "/", no leading ".", so a partner file stays in `partners/`. */
@@ -128,11 +128,10 @@ export class StreamWriter {
    * Reads the tail of the existing file (if any) and continues its chain. A torn final line is
    * truncated — exactly the bytes after the last newline; the last complete line must be a line
    * of this stream whose hash recomputes, otherwise the trail was damaged and we refuse to write
-   * after it (`portcullis audit verify` tells what is wrong). `listed`: the stream's rotated
-   * segments, oldest first, when the caller has listed them already.
+   * after it (`portcullis audit verify` tells what is wrong). `segments`: the stream's rotated
+   * segments, oldest first (chain-format.ts segmentsByStream lists every stream's at once).
    */
-  async recover(listed?: readonly string[]): Promise<RecoveredTail> {
-    const segments = listed ?? (await listSegments(this.dir, this.stream));
+  async recover(segments: readonly string[]): Promise<RecoveredTail> {
     const lastSegment = segments.length > 0 ? join(this.dir, segments.at(-1)!) : null;
     let handle: FileHandle;
     try {

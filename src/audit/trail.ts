@@ -57,7 +57,7 @@ const CHECKPOINT_LINE_BYTES = 512;
 /** Combined records read back at a start (reconcile.ts): no fewer than the default max_queue, so a max_queue lowered after a crash still reaches the records it left behind. */
 const RECONCILE_WINDOW_MIN = 10_000;
 /** Streams opened at once at start (each-concurrently.ts). */
-export const RECOVERY_CONCURRENCY = 32;
+const RECOVERY_CONCURRENCY = 32;
 /** Partner stream files written at once in a write cycle. */
 const PARTNER_WRITE_CONCURRENCY = 32;
 /**
