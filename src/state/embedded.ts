@@ -62,6 +62,7 @@ export interface EmbeddedStoreOptions {
 const FOLDER_MODE = 0o700;
 const FILE_MODE = 0o600;
 const BUSY_TIMEOUT_MS = 5000;
+const SQLITE_BUSY = 5;
 /** How often subscribers hear of other processes' changes while no request calls `current()`. */
 const CHECK_INTERVAL_MS = 250;
 /** How often expired rows (counters, replay keys, token revocations, old log events) are deleted. */
@@ -86,15 +87,32 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
   await prepareFiles(options.path);
   const db = new DatabaseSync(options.path, { timeout: BUSY_TIMEOUT_MS, enableForeignKeyConstraints: true });
   try {
-    // Persistent in the file; a second process finds it already set.
-    const mode = db.prepare('PRAGMA journal_mode = WAL').get() as { journal_mode: string };
-    if (mode.journal_mode !== 'wal') throw new Error(`state database ${options.path}: cannot use WAL (journal_mode is ${mode.journal_mode})`);
+    const mode = await enableWal(db);
+    if (mode !== 'wal') throw new Error(`state database ${options.path}: cannot use WAL (journal_mode is ${mode})`);
     db.exec(`PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     migrate(db, options.path);
     return new EmbeddedStateStore(db, options.path, options.instanceId ?? randomUUID());
   } catch (error) {
     db.close();
     throw error;
+  }
+}
+
+/**
+ * WAL is persistent in the file: a process that finds it set changes nothing. Switching a new
+ * file to WAL needs an exclusive lock, and SQLite answers SQLITE_BUSY at once, without its busy
+ * handler, when another process holds a lock at that moment (two workers starting together on a
+ * new file), so the switch is retried here for as long as the busy timeout would have waited.
+ */
+async function enableWal(db: DatabaseSync): Promise<string> {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  for (let delayMs = 5; ; delayMs = Math.min(delayMs * 2, 100)) {
+    try {
+      return (db.prepare('PRAGMA journal_mode = WAL').get() as { journal_mode: string }).journal_mode;
+    } catch (error) {
+      if (((error as { errcode?: number }).errcode ?? 0) % 256 !== SQLITE_BUSY || Date.now() + delayMs > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
   }
 }
 

@@ -1,5 +1,7 @@
 // Child process of embedded.test.ts: another process on the same SQLite file, as a worker of
 // `serve --workers N` or the CLI would be. Usage: embedded-writer-child.ts <path> <command> <json>.
+//   open     {}            prints "opening", opens the store (creating and migrating the file),
+//                          prints "opened"
 //   revoke   {key, actor}  revokes a token and exits
 //   unrevoke {key, actor}  unrevokes it and exits
 //   hammer   {...}         prints "ready", waits for "go" on stdin, then runs GCRA, quota and
@@ -11,9 +13,14 @@ import { setLogListener } from '../../src/log.ts';
 setLogListener(null, { quiet: true });
 const [path, command, json] = process.argv.slice(2) as [string, string, string];
 const args = JSON.parse(json) as Record<string, any>;
+if (command === 'open') process.stdout.write('opening\n');
 const store = await openEmbeddedStore({ path, propagationTimeoutMs: 1000 });
 
 switch (command) {
+  case 'open': {
+    process.stdout.write('opened');
+    break;
+  }
   case 'revoke': {
     const propagation = await store.revoke({ kind: 'token', key: args['key'], reason: 'stolen', actor: args['actor'], at: Date.now(), expiresAt: null });
     process.stdout.write(JSON.stringify(propagation));

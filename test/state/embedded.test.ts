@@ -154,6 +154,35 @@ describe('embedded driver', () => {
       assert.equal(events.length, 2);
     }));
 
+  test('opening a new file while another process holds its write lock waits for the switch to WAL instead of failing', async () => {
+    // Switching to WAL needs the file to itself, and SQLite refuses that at once, without its busy
+    // handler, while another connection holds the write lock: as when two workers start together
+    // on a new file and one is already migrating it (CI saw "database is locked" there).
+    const path = freshPath();
+    await mkdir(join(path, '..'), { recursive: true });
+    const writer = new DatabaseSync(path);
+    writer.exec('BEGIN IMMEDIATE');
+    const child = spawn(process.execPath, [CHILD, path, 'open', '{}'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    let stderr = '';
+    child.stderr!.on('data', (chunk) => (stderr += chunk));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+    assert.equal((await lines.next()).value, 'opening');
+    // Long enough for a refused switch to have failed the child; the open itself takes milliseconds.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    writer.exec('COMMIT');
+    writer.close();
+    assert.equal((await lines.next()).value, 'opened', stderr);
+    assert.equal(await exited, 0);
+    const db = new DatabaseSync(path);
+    try {
+      assert.equal((db.prepare('PRAGMA journal_mode').get() as { journal_mode: string }).journal_mode, 'wal');
+    } finally {
+      db.close();
+    }
+  });
+
   test('counters stay exact with two processes hammering the same keys on a new file', async () => {
     const path = freshPath();
     const nowMs = Date.now();
