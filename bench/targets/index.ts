@@ -83,22 +83,13 @@ export const TARGETS: readonly Target[] = [
     name: 'fastify-proxy',
     description: 'wrk → fastify 5 + @fastify/http-proxy (defaults, logger off) → nginx',
     baseline: true,
-    async start(ctx) {
-      const port = await freePort();
-      const proc = spawnPinned(
-        'fastify-proxy',
-        ctx.node,
-        [join(ctx.benchDir, 'targets', 'fastify-proxy.ts'), '--port', String(port), '--upstream', ctx.upstream.origin, '--prefix', '/bench'],
-        { cpu: ctx.serverCpu, cwd: ctx.benchDir, logFile: join(ctx.tmpDir, 'fastify-proxy.log') },
-      );
-      try {
-        await waitForPort(proc, port, 20_000);
-      } catch (error) {
-        await stop(proc);
-        throw error;
-      }
-      return { url: `http://127.0.0.1:${port}${ctx.path}`, measured: proc, cpuOf: 'proxy', stop: () => stop(proc) };
-    },
+    start: (ctx) => startNodeProxy(ctx, 'fastify-proxy', ['--prefix', '/bench']),
+  },
+  {
+    name: 'node-floor',
+    description:
+      'wrk → node:http server + undici Pool dispatch, nothing else (no routing, hygiene, checks or record: the floor of the stack Portcullis is built on) → nginx',
+    start: (ctx) => startNodeProxy(ctx, 'node-floor', []),
   },
   jwtTarget('RS256', true),
   jwtTarget('ES256', true),
@@ -134,6 +125,24 @@ export const TARGETS: readonly Target[] = [
     start: (ctx) => startMtlsTarget(ctx, 'portcullis-mtls-jwt-bound-new-connection', 'mtls-new-connection'),
   },
 ];
+
+/** A proxy of `targets/<name>.ts` (fastify-proxy, node-floor) in front of the upstream, pinned to the server core. */
+async function startNodeProxy(ctx: BenchContext, name: string, extraArgs: readonly string[]): Promise<RunningTarget> {
+  const port = await freePort();
+  const proc = spawnPinned(
+    name,
+    ctx.node,
+    [join(ctx.benchDir, 'targets', `${name}.ts`), '--port', String(port), '--upstream', ctx.upstream.origin, ...extraArgs],
+    { cpu: ctx.serverCpu, cwd: ctx.benchDir, logFile: join(ctx.tmpDir, `${name}.log`) },
+  );
+  try {
+    await waitForPort(proc, port, 20_000);
+  } catch (error) {
+    await stop(proc);
+    throw error;
+  }
+  return { url: `http://127.0.0.1:${port}${ctx.path}`, measured: proc, cpuOf: 'proxy', stop: () => stop(proc) };
+}
 
 /**
  * Issue 8's Node peer: targets/fastify-jwt.ts (fastify-proxy plus fast-jwt in an onRequest
