@@ -5,16 +5,17 @@
  *   cd bench && npm run bench:audit-cost
  *   npm run bench:audit-cost -- --records 20000 --batch 600
  *
- * Stages, each timed alone over the same realistic record (the shape `decisionRecord` builds for
- * a JWT partner request on the `portcullis-jwt-rs256` path):
- *   build          decisionRecord()
- *   decision-log   JSON.stringify of the record (what the decision log writes)
+ * Stages, each timed alone over the same realistic record (the decision record of a JWT partner
+ * request on the `portcullis-jwt-rs256` path):
+ *   decisionForTrail  the record written straight to canonical JSON (what `finish()` does now)
+ *   decision-log   JSON.stringify of the record as an object
  *   canonical      canonicalJson(hashedBody(record)) (what the chain hashes)
- *   serializeRecord  the line-limit check and the one serialization the decision log and trail share
+ *   serializeRecord  the generic way to the same string: the line-limit walk and one JSON.stringify
+ *                  of the object (what `finish()` did, after building the object, until 2026-12-07)
  *   sha256         one chain hash over the canonical form
  *   per-record work, former code / now: everything but the I/O for one record in two streams,
  *                  the trail's code before issue 6's fix (rebuilt here) against today's
- * and then the whole path as `finish()` runs it — build, serialize, decision log write, trail append — with
+ * and then the whole path as `finish()` runs it — the record written, decision log write, trail append — with
  * the trail written and fdatasync'ed every `--batch` records (the ~600 records an `interval`
  * cycle held under load in the issue-6 runs). "CPU µs/record" is process CPU (user + system,
  * every thread: libuv's file writes and syncs included) divided by records.
@@ -28,7 +29,7 @@ import { createHash } from 'node:crypto';
 import { chainHash, chainedLine, hashedBody } from '../src/audit/chain-format.ts';
 import { openAuditTrail, serializeRecord } from '../src/audit/trail.ts';
 import { openDecisionLog } from '../src/audit/decision-log.ts';
-import { decisionRecord } from '../src/pipeline/audit.ts';
+import { decisionForTrail, decisionRecord, logDecision } from '../src/pipeline/audit.ts';
 import type { DecisionInput } from '../src/pipeline/context.ts';
 import { verifyTrail } from '../src/audit/verify.ts';
 
@@ -159,7 +160,7 @@ function currentPerRecordWork(record: Record<string, unknown>, seq: number): num
 const stages: Array<[string, number]> = [
   ['per-record work, former code', stage(RECORDS, (i) => formerPerRecordWork(sample, i))],
   ['per-record work, now', stage(RECORDS, (i) => currentPerRecordWork(sample, i))],
-  ['build (decisionRecord)', stage(RECORDS, (i) => decisionRecord(contexts[i % 1000]!, outcome, endedAt))],
+  ['decisionForTrail (JSON directly)', stage(RECORDS, (i) => decisionForTrail(contexts[i % 1000]!, outcome, endedAt))],
   ['decision-log JSON.stringify', stage(RECORDS, () => JSON.stringify(sample))],
   ['canonicalJson(hashedBody)', stage(RECORDS, () => canonicalJson(hashedBody(sample)))],
   ['serializeRecord (check + JSON)', stage(RECORDS, () => serializeRecord(sample))],
@@ -188,12 +189,9 @@ async function wholePath(): Promise<{ cpu: number; wall: number }> {
       const context = contexts[i % 1000]! as { requestId: string };
       // Unique per record: `audit verify` pairs a partner stream's records with the combined stream's by request id.
       context.requestId = `0b6c2f0e-6a3c-4d0e-9d59-${String(i).padStart(12, '0')}`;
-      const record = decisionRecord(context as DecisionInput, outcome, process.hrtime.bigint());
       // As pipeline.ts finish() does: one serialization for the decision log and the trail.
-      const serialized = serializeRecord(record);
-      if (typeof serialized === 'string') throw new Error(`record refused: ${serialized}`);
-      decisionLog.writeJson(serialized.json);
-      if (!trail.append(serialized, 'acme')) throw new Error('trail refused a record');
+      const record = logDecision(decisionLog, context as DecisionInput, outcome, process.hrtime.bigint());
+      if (!trail.append(record, 'acme')) throw new Error('trail refused a record');
       if ((i + 1) % BATCH === 0) await trail.flush();
     }
     await trail.flush();

@@ -67,7 +67,7 @@ export function chainHash(prev: string, stream: string, seq: number, canonicalBo
  * the record again.
  */
 export interface CanonicalRecord {
-  /** The record as given (sinks get it back, with the chain fields, as the line's object). */
+  /** The record as an object (sinks get it back, with the chain fields, as the line's object). */
   readonly body: Record<string, unknown>;
   /** canonicalJson(hashedBody(body)). */
   readonly json: string;
@@ -75,6 +75,28 @@ export interface CanonicalRecord {
   readonly bytes: number;
   readonly portcullisClose: number;
   readonly portcullisEmpty: boolean;
+}
+
+/**
+ * A record its producer wrote as canonical JSON itself (the gateway's decision record,
+ * src/pipeline/audit.ts): nothing serializes it again, and its object form is parsed back from
+ * `json` only if a sink asks for it. `portcullisClose` is the index of the `}` closing `portcullis`.
+ */
+export class RecordFromJson implements CanonicalRecord {
+  readonly json: string;
+  readonly bytes: number;
+  readonly portcullisClose: number;
+  readonly portcullisEmpty: boolean;
+  #body: Record<string, unknown> | null = null;
+  constructor(json: string, portcullisClose: number) {
+    this.json = json;
+    this.bytes = Buffer.byteLength(json);
+    this.portcullisClose = portcullisClose;
+    this.portcullisEmpty = json.charCodeAt(portcullisClose - 1) === 0x7b; /* { */
+  }
+  get body(): Record<string, unknown> {
+    return (this.#body ??= JSON.parse(this.json) as Record<string, unknown>);
+  }
 }
 
 /**

@@ -32,6 +32,7 @@ import {
   LINE_LIMITS,
   MAX_LINE_BYTES,
   RECOVERED_ACTION,
+  RecordFromJson,
   canonicalRecord,
   checkpointMessage,
   partnerStream,
@@ -361,10 +362,9 @@ export async function openAuditTrail(options: AuditTrailOptions): Promise<AuditT
       if (partnerId !== null && !isPartnerId(partnerId)) return refuse('partner id is not a valid id');
       const serialized = record instanceof SerializedRecord ? record : serializeRecord(record);
       if (typeof serialized === 'string') return refuse(serialized);
-      const body = serialized.record.body;
       // `audit verify` pairs partner and combined streams by the record's own partner id: a
       // record filed under another partner than it names would read as tampering.
-      const named = ((body['portcullis'] as { partner?: { id?: unknown } } | undefined)?.partner?.id) ?? null;
+      const named = serialized.partnerId;
       if (named !== partnerId) return refuse(`record names partner ${JSON.stringify(named)} but was appended for ${JSON.stringify(partnerId)}`);
       // A line `audit verify` would refuse to read is never written (chain-format.ts limits).
       if (serialized.record.bytes > MAX_LINE_BYTES - CHAIN_FIELDS_BYTES) return refuse(`record is longer than ${MAX_LINE_BYTES - CHAIN_FIELDS_BYTES} bytes`);
@@ -436,17 +436,36 @@ const MINT = Symbol('SerializedRecord');
  */
 export class SerializedRecord {
   readonly record: CanonicalRecord;
-  private constructor(mint: symbol, record: CanonicalRecord) {
-    if (mint !== MINT) throw new TypeError('SerializedRecord: made by serializeRecord only');
+  /** The partner the record names (`portcullis.partner.id`), or null. */
+  readonly partnerId: unknown;
+  private constructor(mint: symbol, record: CanonicalRecord, partnerId: unknown) {
+    if (mint !== MINT) throw new TypeError('SerializedRecord: made by serializeRecord and serializedFromCanonicalJson only');
     this.record = record;
+    this.partnerId = partnerId;
   }
   /** The record as one line of JSON (canonical: sorted keys), without the newline. */
   get json(): string {
     return this.record.json;
   }
-  static of(record: CanonicalRecord): SerializedRecord {
-    return new SerializedRecord(MINT, record);
+  static of(record: CanonicalRecord, partnerId: unknown): SerializedRecord {
+    return new SerializedRecord(MINT, record, partnerId);
   }
+}
+
+/**
+ * A record its producer serialized itself — the gateway's decision record, which is written
+ * straight to JSON (src/pipeline/audit.ts decisionJson) because building an object, walking it
+ * for the line limits and stringifying it cost more than the rest of its way to the trail. The
+ * producer vouches that `json` is canonical (what `canonicalJson` would write of it), a JSON
+ * object within LINE_LIMITS with neither `portcullis.chain` nor a reserved `event.action`, and
+ * that `partnerId` is its `portcullis.partner.id` (test/pipeline/audit.test.ts holds the decision
+ * record to that for every shape). What can be checked cheaply is checked here.
+ */
+export function serializedFromCanonicalJson(json: string, portcullisClose: number, partnerId: string | null): SerializedRecord | string {
+  if (json.charCodeAt(0) !== 0x7b || json.charCodeAt(json.length - 1) !== 0x7d || json.charCodeAt(portcullisClose) !== 0x7d) {
+    return 'record JSON does not have the shape its producer declared';
+  }
+  return SerializedRecord.of(new RecordFromJson(json, portcullisClose), partnerId);
 }
 
 /**
@@ -471,7 +490,8 @@ export function serializeRecord(record: object): SerializedRecord | string {
   const walk: Walk = { problem: null, sorted: true, topSorted: isPlain(fields) };
   checkLineLimits(fields, 1, walk);
   if (walk.problem !== null) return walk.problem;
-  return SerializedRecord.of(canonicalRecord(fields, walk.sorted, walk.topSorted));
+  const named = (portcullis as { partner?: { id?: unknown } } | undefined)?.partner?.id ?? null;
+  return SerializedRecord.of(canonicalRecord(fields, walk.sorted, walk.topSorted), named);
 }
 
 interface Walk {

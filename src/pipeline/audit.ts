@@ -7,6 +7,9 @@
  */
 import type { Reason } from '../errors.ts';
 import type { DecisionInput } from './context.ts';
+import { LINE_LIMITS } from '../audit/chain-format.ts';
+import { SerializedRecord, serializedFromCanonicalJson } from '../audit/trail.ts';
+import type { DecisionLog } from '../audit/decision-log.ts';
 
 export type Decision = 'allow' | 'deny' | 'error';
 
@@ -20,99 +23,121 @@ export interface Outcome {
 
 
 /**
- * Members are written in canonical order (keys sorted at every level, as `canonicalJson` sorts
- * them): the audit trail then serializes the record with one `JSON.stringify` instead of sorting
- * it (trail.ts serializeRecord checks the order and falls back to sorting when it is not met).
+ * The decision record as one line of canonical JSON (keys sorted at every level, exactly what
+ * `canonicalJson` writes of it), written directly rather than built as an object and serialized:
+ * building, walking and stringifying the object cost more than the rest of the record's way to
+ * the trail. The trail chains `json` as it is (trail.ts serializedFromCanonicalJson); a test
+ * holds it to `canonicalJson(JSON.parse(json))` for every shape. Every string is JSON-encoded by
+ * `JSON.stringify`; only constants and numbers are written as they are.
  */
-export function decisionRecord(ctx: DecisionInput, outcome: Outcome, endedAt: bigint): object {
+export interface DecisionJson {
+  readonly json: string;
+  /** Index of the `}` that closes `portcullis` (where each stream splices its chain fields). */
+  readonly portcullisClose: number;
+}
+
+export function decisionJson(ctx: DecisionInput, outcome: Outcome, endedAt: bigint): DecisionJson {
   const totalNs = endedAt - ctx.startedAt;
   const upstreamNs =
     ctx.upstreamStartedAt !== null ? (ctx.upstreamHeadersAt ?? endedAt) - ctx.upstreamStartedAt : 0n;
   const route = ctx.route;
   const principal = ctx.principal;
-  // Built member by member rather than with conditional spreads: a spread allocates an object
-  // per member group and costs more than the rest of the record.
-  const portcullis: Record<string, unknown> = {};
-  if (principal !== null) portcullis['agreement'] = { id: principal.partner.agreement?.id ?? null };
-  portcullis['api'] = route?.apiId ?? null;
-  portcullis['config_hash'] = ctx.snapshot.hash;
-  if (principal !== null) portcullis['credential'] = { id: principal.credential.id, long_lived: principal.longLived, type: principal.credentialType };
-  portcullis['decided_by'] = ctx.decidedBy;
-  portcullis['decision'] = outcome.decision;
-  if (outcome.detail) portcullis['detail'] = outcome.detail;
-  portcullis['flags'] = ctx.flags;
-  portcullis['host'] = bounded(ctx.host);
-  portcullis['latency'] = {
-    gateway_ms: Number((totalNs - upstreamNs) / 1000n) / 1000,
-    upstream_ms: Number(upstreamNs / 1000n) / 1000,
-  };
-  portcullis['listener'] = ctx.listener.name;
-  portcullis['partner'] = principal !== null ? { id: principal.partner.id, tier: principal.partner.tier } : null;
-  if (principal !== null) portcullis['purpose'] = ctx.purpose;
-  portcullis['reason'] = outcome.reason;
-  portcullis['route'] = route?.id ?? null;
-  if (principal !== null) {
-    portcullis['scopes'] = [...principal.scopes];
-    portcullis['token'] = principal.tokenId !== null || principal.issuer !== null ? { iss: principal.issuer, jti: principal.tokenId } : null;
-  }
-  portcullis['upstream'] = {
-    called: ctx.upstreamCalled,
-    id: route && ctx.upstreamCalled ? route.upstream.id : null,
-    status: ctx.upstreamStatus,
-  };
-  portcullis['zone'] = ctx.listener.zone;
-
-  const record: Record<string, unknown> = {
-    '@timestamp': ctx.receivedAt.toISOString(),
-    event: {
-      action: 'gateway.request',
-      category: ['web'],
-      duration: Number(totalNs),
-      kind: 'event',
-      outcome: outcome.decision === 'allow' && outcome.reason === 'allowed' ? 'success' : 'failure',
-      reason: outcome.reason,
-      type: [outcome.decision === 'allow' ? 'allowed' : 'denied'],
-    },
-    http: {
-      request: { id: ctx.requestId, method: bounded(ctx.method) },
-      response: { status_code: outcome.status },
-      version: ctx.httpVersion,
-    },
+  const allowed = outcome.decision === 'allow';
+  let json =
+    `{"@timestamp":"${ctx.receivedAt.toISOString()}",` +
+    `"event":{"action":"gateway.request","category":["web"],"duration":${number(Number(totalNs))},"kind":"event",` +
+    `"outcome":"${allowed && outcome.reason === 'allowed' ? 'success' : 'failure'}","reason":${quoted(outcome.reason)},` +
+    `"type":["${allowed ? 'allowed' : 'denied'}"]},` +
+    `"http":{"request":{"id":${quoted(ctx.requestId)},"method":${bounded(ctx.method)}},` +
+    `"response":{"status_code":${number(outcome.status)}},"version":${quoted(ctx.httpVersion)}},` +
     // Who called, under which agreement, with which credential — never the credential itself:
     // ids, the token's `jti` and issuer, the scopes it carried, the declared purpose.
-    portcullis,
-    source: { ip: ctx.clientIp, port: ctx.clientPort },
-    span: { id: ctx.spanId || null },
-  };
-  if (ctx.tls) {
-    record['tls'] = {
-      cipher: ctx.tls.cipher,
-      client: clientFields(ctx, ctx.tls.sni),
-      next_protocol: ctx.tls.alpn,
-      version: ctx.tls.protocol,
-    };
+    '"portcullis":{';
+  if (principal !== null) json += `"agreement":{"id":${quoted(principal.partner.agreement?.id ?? null)}},`;
+  json += `"api":${quoted(route?.apiId ?? null)},"config_hash":${quoted(ctx.snapshot.hash)},`;
+  if (principal !== null) {
+    json += `"credential":{"id":${quoted(principal.credential.id)},"long_lived":${principal.longLived},"type":${quoted(principal.credentialType)}},`;
   }
-  record['trace'] = { id: ctx.traceId || null };
-  record['url'] = { path: bounded(ctx.path) };
+  json += `"decided_by":${quoted(ctx.decidedBy)},"decision":${quoted(outcome.decision)},`;
+  if (outcome.detail) json += `"detail":${quoted(outcome.detail)},`;
+  json +=
+    `"flags":${stringList(ctx.flags)},"host":${bounded(ctx.host)},` +
+    `"latency":{"gateway_ms":${number(Number((totalNs - upstreamNs) / 1000n) / 1000)},"upstream_ms":${number(Number(upstreamNs / 1000n) / 1000)}},` +
+    `"listener":${quoted(ctx.listener.name)},` +
+    `"partner":${principal !== null ? `{"id":${quoted(principal.partner.id)},"tier":${quoted(principal.partner.tier)}}` : 'null'},`;
+  if (principal !== null) json += `"purpose":${quoted(ctx.purpose)},`;
+  json += `"reason":${quoted(outcome.reason)},"route":${quoted(route?.id ?? null)},`;
+  if (principal !== null) {
+    const token = principal.tokenId !== null || principal.issuer !== null ? `{"iss":${quoted(principal.issuer)},"jti":${quoted(principal.tokenId)}}` : 'null';
+    json += `"scopes":${stringList(principal.scopes)},"token":${token},`;
+  }
+  json +=
+    `"upstream":{"called":${ctx.upstreamCalled},"id":${quoted(route !== null && ctx.upstreamCalled ? route.upstream.id : null)},"status":${number(ctx.upstreamStatus)}},` +
+    `"zone":${quoted(ctx.listener.zone)}`;
+  const portcullisClose = json.length;
+  json += `},"source":{"ip":${quoted(ctx.clientIp)},"port":${number(ctx.clientPort)}},"span":{"id":${quoted(ctx.spanId || null)}}`;
+  if (ctx.tls !== null) {
+    json +=
+      `,"tls":{"cipher":${quoted(ctx.tls.cipher)},"client":${clientFields(ctx, ctx.tls.sni)},` +
+      `"next_protocol":${quoted(ctx.tls.alpn)},"version":${quoted(ctx.tls.protocol)}}`;
+  }
+  json += `,"trace":{"id":${quoted(ctx.traceId || null)}},"url":{"path":${bounded(ctx.path)}}}`;
+  return { json, portcullisClose };
+}
+
+/**
+ * The record as the trail takes it: serialized once, here — or, when it breaks a line limit (a
+ * token with more scopes than a line may list), as an object, which the trail's append refuses
+ * saying why (the request then fails closed like any record the trail cannot take).
+ */
+export function decisionForTrail(ctx: DecisionInput, outcome: Outcome, endedAt: bigint): SerializedRecord | Record<string, unknown> {
+  if (ctx.principal !== null && ctx.principal.scopes.size > LINE_LIMITS.maxMembers) return decisionRecord(ctx, outcome, endedAt);
+  const { json, portcullisClose } = decisionJson(ctx, outcome, endedAt);
+  const serialized = serializedFromCanonicalJson(json, portcullisClose, ctx.principal?.partner.id ?? null);
+  // Not expected (the shape is fixed): the trail then serializes the object itself.
+  return typeof serialized === 'string' ? (JSON.parse(json) as Record<string, unknown>) : serialized;
+}
+
+/** Writes the record to the decision log and returns what to append to the trail: one serialization for both. */
+export function logDecision(decisionLog: DecisionLog, ctx: DecisionInput, outcome: Outcome, endedAt: bigint): SerializedRecord | Record<string, unknown> {
+  const record = decisionForTrail(ctx, outcome, endedAt);
+  if (record instanceof SerializedRecord) decisionLog.writeJson(record.json);
+  else decisionLog.write(record);
   return record;
 }
 
+/** The decision record as an object (the parsed `decisionJson`: one definition of its shape). */
+export function decisionRecord(ctx: DecisionInput, outcome: Outcome, endedAt: bigint): Record<string, unknown> {
+  return JSON.parse(decisionJson(ctx, outcome, endedAt).json) as Record<string, unknown>;
+}
+
 /** ECS `tls.client.*`: the SNI, and who a presented client certificate names — never its key. */
-function clientFields(ctx: DecisionInput, serverName: unknown): object {
+function clientFields(ctx: DecisionInput, serverName: string | null): string {
   const certificate = ctx.clientCertificate;
-  if (certificate === null) return { server_name: serverName };
+  if (certificate === null) return `{"server_name":${quoted(serverName)}}`;
   const { facts } = certificate;
-  return {
-    hash: { sha256: facts.fingerprintSha256 },
-    issuer: bounded(facts.issuer),
-    not_after: facts.notAfter,
-    server_name: serverName,
-    subject: bounded(facts.subject),
-    x509: { serial_number: facts.serial },
-  };
+  return (
+    `{"hash":{"sha256":${quoted(facts.fingerprintSha256)}},"issuer":${bounded(facts.issuer)},"not_after":${quoted(facts.notAfter)},` +
+    `"server_name":${quoted(serverName)},"subject":${bounded(facts.subject)},"x509":{"serial_number":${quoted(facts.serial)}}}`
+  );
 }
 
+function quoted(text: string | null): string {
+  return text === null ? 'null' : JSON.stringify(text);
+}
+
+/** Caller-controlled text, cut to a bound. */
 function bounded(text: string, max = 2048): string {
-  return text.length > max ? text.slice(0, max) : text;
+  return JSON.stringify(text.length > max ? text.slice(0, max) : text);
 }
 
+/** As JSON writes a number: a non-finite one is null. */
+function number(value: number | null): string {
+  return value === null || !Number.isFinite(value) ? 'null' : String(value);
+}
+
+function stringList(items: Iterable<string>): string {
+  let out = '[';
+  for (const item of items) out += (out.length > 1 ? ',' : '') + JSON.stringify(item);
+  return out + ']';
+}

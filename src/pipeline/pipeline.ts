@@ -20,8 +20,7 @@ import { serveResourceMetadata } from './resource-metadata.ts';
 import { isTokenServiceRequest, serveTokenService } from './token-service.ts';
 import type { Reason } from '../errors.ts';
 import type { DecisionLog } from '../audit/decision-log.ts';
-import type { AuditTrail, SerializedRecord } from '../audit/trail.ts';
-import { serializeRecord } from '../audit/trail.ts';
+import type { AuditTrail } from '../audit/trail.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 import { log } from '../log.ts';
 import { recordRequestSpans, tracingActive } from '../observability/tracing.ts';
@@ -34,7 +33,7 @@ import { abuseGuard, sourceBlock } from './abuse-guard.ts';
 import { rateLimit } from './rate-limit.ts';
 import { countAuthenticationFailure, observeOutcome } from '../abuse/observe.ts';
 import { proxy } from './proxy.ts';
-import { decisionRecord } from './audit.ts';
+import { logDecision } from './audit.ts';
 import type { Decision, Outcome } from './audit.ts';
 import { holdResponseEnd, isClosingConnection, sendRefusal } from './respond.ts';
 import type { ReleaseEnd } from './respond.ts';
@@ -210,7 +209,7 @@ function recordBeforeEnd(ctx: RequestContext, hooks: PipelineHooks, release: Rel
   if (ctx.res.destroyed) return release(false);
   const outcome = outcomeOf(ctx, true);
   const endedAt = process.hrtime.bigint();
-  const record = serializedDecision(hooks, decisionRecord(ctx, outcome, endedAt));
+  const record = logDecision(hooks.decisionLog, ctx, outcome, endedAt);
   recordedBeforeEnd.set(ctx, { outcome, endedAt });
   const fail = (error: string): void => {
     log('error', 'audit.response_aborted', { request_id: ctx.requestId, error });
@@ -226,28 +225,13 @@ function recordBeforeEnd(ctx: RequestContext, hooks: PipelineHooks, release: Rel
 }
 
 /** Runs once per request, when the response is complete or the connection went away. */
-/**
- * Writes the record to the decision log and returns what to append to the trail: the record
- * serialized once, for both (a record the trail would refuse is logged as it is, and refused by
- * the trail's append).
- */
-function serializedDecision(hooks: PipelineHooks, record: object): object | SerializedRecord {
-  const serialized = serializeRecord(record);
-  if (typeof serialized === 'string') {
-    hooks.decisionLog.write(record);
-    return record;
-  }
-  hooks.decisionLog.writeJson(serialized.json);
-  return serialized;
-}
-
 function finish(ctx: RequestContext, hooks: PipelineHooks): void {
   ctx.releaseConcurrency?.();
   const early = recordedBeforeEnd.get(ctx);
   const outcome = early?.outcome ?? outcomeOf(ctx);
   const endedAt = early?.endedAt ?? process.hrtime.bigint();
   if (early === undefined) {
-    const record = serializedDecision(hooks, decisionRecord(ctx, outcome, endedAt));
+    const record = logDecision(hooks.decisionLog, ctx, outcome, endedAt);
     if (!hooks.auditTrail.append(record, ctx.principal?.partner.id ?? null)) {
       // Only reachable when the trail failed after this request was let through; the record is in
       // the decision log, and the operator is told which one is missing from the chain.

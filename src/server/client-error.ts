@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import type { RefusalReason } from '../errors.ts';
 import type { DecisionInput } from '../pipeline/context.ts';
 import { problemBody } from '../pipeline/respond.ts';
-import { decisionRecord } from '../pipeline/audit.ts';
+import { logDecision } from '../pipeline/audit.ts';
 import { log } from '../log.ts';
 import type { PipelineGeneration, PipelineHooks } from '../pipeline/pipeline.ts';
 import type { CompiledListener } from '../config/snapshot.ts';
@@ -89,8 +89,7 @@ export function answerClientError(
     upstreamHeadersAt: null,
   };
   const outcome = { reason, decision: 'deny', status, detail: `${error.code ?? 'error'}: ${error.message}`.slice(0, 200) } as const;
-  const record = decisionRecord(input, outcome, now);
-  hooks.decisionLog.write(record);
+  const record = logDecision(hooks.decisionLog, input, outcome, now);
   if (!hooks.auditTrail.append(record, null)) log('error', 'audit.record_not_chained', { request_id: requestId });
   hooks.metrics.observeRequest(input, outcome, now);
 }

@@ -1,28 +1,17 @@
 // A record is serialized once (trail.ts serializeRecord) for the decision log and every stream
 // of the trail: that one string must be exactly the canonical form `audit verify` recomputes from
-// the line, whatever the record's key order — and the decision records the gateway builds must be
-// in canonical order already, or every request pays for sorting them again (issue 6).
+// the line, whatever the record's key order. (The gateway's decision records are written as
+// canonical JSON directly: test/pipeline/audit.test.ts.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chainHash, chainedLine, hashedBody, lineHash } from '../../src/audit/chain-format.ts';
 import { canonicalJson } from '../../src/config/config-hash.ts';
 import { SerializedRecord, serializeRecord } from '../../src/audit/trail.ts';
-import { decisionRecord } from '../../src/pipeline/audit.ts';
-import type { DecisionInput } from '../../src/pipeline/context.ts';
 
 function serialized(record: object): SerializedRecord {
   const result = serializeRecord(record);
   assert.ok(result instanceof SerializedRecord, `refused: ${String(result)}`);
   return result;
-}
-
-/** Every object's keys in canonical order (what lets JSON.stringify stand for canonicalJson). */
-function assertCanonicalOrder(value: unknown, path = '$'): void {
-  if (value === null || typeof value !== 'object') return;
-  if (Array.isArray(value)) return value.forEach((item, i) => assertCanonicalOrder(item, `${path}[${i}]`));
-  const keys = Object.keys(value);
-  assert.deepEqual(keys, [...keys].sort(), `keys of ${path} are not in canonical order`);
-  for (const key of keys) assertCanonicalOrder((value as Record<string, unknown>)[key], `${path}.${key}`);
 }
 
 test('the shared serialization is the canonical form, whatever the key order or value types', () => {
@@ -75,62 +64,7 @@ test('what JSON cannot carry or the verifier would not read is refused, not seri
   assert.match(String(serializeRecord({ portcullis: 'x' })), /not an object/);
   assert.match(String(serializeRecord({ event: { action: 'audit.checkpoint' } })), /reserved/);
   assert.match(String(serializeRecord({ portcullis: { chain: { stream: 'combined', seq: 1 } } })), /reserved/);
-  // The trail trusts a SerializedRecord's json: nothing but serializeRecord can make one.
-  assert.throws(() => Reflect.construct(SerializedRecord, [Symbol('SerializedRecord'), { json: '{}' }]), /serializeRecord only/);
-});
-
-function context(overrides: Partial<Record<keyof DecisionInput, unknown>>): DecisionInput {
-  const started = process.hrtime.bigint();
-  return {
-    requestId: 'req-1',
-    startedAt: started - 900_000n,
-    receivedAt: new Date(0),
-    snapshot: { hash: 'f'.repeat(64) },
-    listener: { name: 'partners', zone: 'partner' },
-    httpVersion: '1.1',
-    method: 'GET',
-    clientIp: '127.0.0.1',
-    clientPort: 40_000,
-    host: 'api.example.test',
-    path: '/orders',
-    traceId: '',
-    spanId: '',
-    route: { id: 'orders-read', apiId: 'orders', upstream: { id: 'orders-backend' } },
-    tls: null,
-    clientCertificate: null,
-    principal: null,
-    flags: [],
-    decidedBy: 'rule:r',
-    purpose: null,
-    upstreamCalled: false,
-    upstreamStatus: null,
-    upstreamStartedAt: null,
-    upstreamHeadersAt: null,
-    ...overrides,
-  } as unknown as DecisionInput;
-}
-
-test('decision records are built in canonical key order (the one-JSON.stringify path), with and without a principal or TLS', () => {
-  const principal = {
-    partner: { id: 'acme', tier: 'gold', agreement: { id: 'acme-2026' } },
-    credential: { id: 'acme-rs256' },
-    credentialType: 'jwt',
-    longLived: false,
-    tokenId: 'jti-1',
-    issuer: 'https://idp.example.test',
-    scopes: new Set(['orders:read']),
-  };
-  const tls = { protocol: 'TLSv1.3', cipher: 'TLS_AES_128_GCM_SHA256', alpn: 'h2', sni: 'api.example.test' };
-  const clientCertificate = { facts: { fingerprintSha256: 'ab', subject: 'CN=acme', issuer: 'CN=ca', notAfter: '2030-01-01T00:00:00.000Z', serial: '01' } };
-  const contexts = [
-    context({}),
-    context({ principal, upstreamCalled: true, upstreamStatus: 200 }),
-    context({ principal: { ...principal, tokenId: null, issuer: null }, tls }),
-    context({ principal, tls, clientCertificate }),
-  ];
-  for (const [i, ctx] of contexts.entries()) {
-    const record = decisionRecord(ctx, { reason: i === 0 ? 'api_key.invalid' : 'allowed', decision: i === 0 ? 'deny' : 'allow', status: 200, ...(i === 0 ? { detail: 'no token' } : {}) }, process.hrtime.bigint());
-    assertCanonicalOrder(record);
-    assert.equal(serialized(record).json, JSON.stringify(record));
-  }
+  // The trail trusts a SerializedRecord's json: nothing but serializeRecord (and, for producers
+  // that write canonical JSON themselves, serializedFromCanonicalJson) can make one.
+  assert.throws(() => Reflect.construct(SerializedRecord, [Symbol('SerializedRecord'), { json: '{}' }, null]), /serializeRecord and serializedFromCanonicalJson only/);
 });
