@@ -10,6 +10,9 @@ import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { CHECKPOINT_ACTION, GENESIS_HASH, RECOVERED_ACTION, MAX_LINE_BYTES, chainHash, chainedLine, lineHash, segmentFile, segmentStamp, streamFile } from './chain-format.ts';
 import type { CanonicalRecord, ChainFields } from './chain-format.ts';
+import { COMBINED_STREAM } from './chain-format.ts';
+import { LineArena, lineArena } from './line-arena.ts';
+import type { ArenaChunk } from './line-arena.ts';
 
 /** Same rule as configuration ids: no "/", no leading ".", so a partner file stays in `partners/`. */
 const PARTNER_ID = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
@@ -28,15 +31,16 @@ export class AuditTrailCorruptError extends Error {
 
 /** A record's line waiting to be written to this stream; `done` runs once it is on disk. */
 interface PendingLine {
-  readonly text: string;
-  /** UTF-8 bytes of `text`. */
+  /** Where its UTF-8 bytes are (line-arena.ts), newline included. */
+  readonly chunk: ArenaChunk;
+  readonly offset: number;
   readonly bytes: number;
-  /** What is left to write of a line a short write cut (null while none of it is written). */
-  rest: Buffer | null;
+  /** Bytes of it already in the file (a short write cut it). */
+  written: number;
   readonly done: (() => void) | null;
-  /** What the line was made of, for the sinks that copy written lines (null without them, so it is not kept). */
+  /** What the line was made of, for the sinks that copy written lines (null without them, so neither is kept). */
   readonly record: CanonicalRecord | null;
-  readonly chain: ChainFields;
+  readonly chain: ChainFields | null;
   /** Set on the last line of a segment: once it is written the file is rotated, stamped with this time (ms). */
   rotateAt?: number;
 }
@@ -88,6 +92,8 @@ export class StreamWriter {
   /** UTC day of the live file's first line (null while it is empty). */
   fileDay: string | null = null;
   private pending: PendingLine[] = [];
+  /** The combined stream's lines lie one after another in an arena of its own, so a batch is a few large writes. */
+  private readonly arena: LineArena;
   private handle: FileHandle | null = null;
   private existsOnDisk = false;
   private readonly dir: string;
@@ -99,6 +105,7 @@ export class StreamWriter {
     this.stream = stream;
     this.quotedStream = JSON.stringify(stream);
     this.path = join(dir, streamFile(stream));
+    this.arena = stream === COMBINED_STREAM ? new LineArena() : lineArena;
   }
 
   /** Whether the live file must be closed before a line of about `nextLineBytes` goes in at `now` (ms). */
@@ -242,7 +249,9 @@ export class StreamWriter {
     this.prev = chain.hash;
     // What chainedLine adds to `json` is ASCII (stream names are ids, hashes hex), one byte a character.
     const bytes = record.bytes + text.length - record.json.length;
-    this.pending.push({ text, bytes, rest: null, done, record: this.onLineWritten === null ? null : record, chain });
+    const placed = this.arena.place(text, bytes);
+    const sinks = this.onLineWritten !== null;
+    this.pending.push({ chunk: placed.chunk, offset: placed.offset, bytes, written: 0, done, record: sinks ? record : null, chain: sinks ? chain : null });
     if (this.fileBytes === 0) this.fileDay = utcDay(now);
     this.fileBytes += bytes;
     if (signing) {
@@ -268,11 +277,12 @@ export class StreamWriter {
       const lines = this.pending.slice(0, Math.min(end < 0 ? this.pending.length : end + 1, left));
       left -= lines.length;
       const handle = await this.openHandle(sync);
-      const batch = batchBytes(lines);
+      let total = 0;
+      for (const line of lines) total += line.bytes - line.written;
       let written = 0;
       try {
-        while (written < batch.length) {
-          const { bytesWritten } = await handle.write(batch, written, batch.length - written);
+        while (written < total) {
+          const { bytesWritten } = await handle.writev(batchBuffers(lines, written));
           written += bytesWritten;
         }
       } catch (error) {
@@ -347,15 +357,19 @@ export class StreamWriter {
     let remaining = written;
     let completed = 0;
     for (const line of this.pending) {
-      const left = line.rest?.length ?? line.bytes;
+      const left = line.bytes - line.written;
       if (remaining >= left) {
         remaining -= left;
         completed += 1;
         line.done?.();
-        if (this.onLineWritten !== null && line.record !== null) this.onLineWritten(Buffer.from(line.text, 'utf8'), lineObject(line.record.body, line.chain));
+        if (this.onLineWritten !== null && line.record !== null && line.chain !== null) {
+          // A copy: the arena reuses these bytes once the line is released.
+          this.onLineWritten(Buffer.from(line.chunk.buffer.subarray(line.offset, line.offset + line.bytes)), lineObject(line.record.body, line.chain));
+        }
+        this.arena.release(line.chunk);
         continue;
       }
-      if (remaining > 0) line.rest = (line.rest ?? Buffer.from(line.text, 'utf8')).subarray(remaining);
+      line.written += remaining;
       break;
     }
     this.pending.splice(0, completed);
@@ -399,15 +413,35 @@ export class StreamWriter {
   }
 }
 
-/** The bytes of a batch of lines: one UTF-8 encoding of them all (plus what a short write left of the first). */
-function batchBytes(lines: readonly PendingLine[]): Buffer {
-  let text = '';
+/**
+ * The unwritten bytes of a batch, `skip` bytes in (what this attempt's earlier writes took), as
+ * views of the arena: lines that lie one after another make one view.
+ */
+function batchBuffers(lines: readonly PendingLine[], skip: number): Buffer[] {
+  const views: Buffer[] = [];
+  let buffer: Buffer | null = null;
   let start = 0;
-  const rest = lines[0]?.rest ?? null;
-  if (rest !== null) start = 1;
-  for (let i = start; i < lines.length; i++) text += lines[i]!.text;
-  const encoded = Buffer.from(text, 'utf8');
-  return rest === null ? encoded : Buffer.concat([rest, encoded]);
+  let end = 0;
+  for (const line of lines) {
+    const left = line.bytes - line.written;
+    if (skip >= left) {
+      skip -= left;
+      continue;
+    }
+    const from = line.offset + line.written + skip;
+    skip = 0;
+    const to = line.offset + line.bytes;
+    if (buffer === line.chunk.buffer && from === end) {
+      end = to;
+      continue;
+    }
+    if (buffer !== null) views.push(buffer.subarray(start, end));
+    buffer = line.chunk.buffer;
+    start = from;
+    end = to;
+  }
+  if (buffer !== null) views.push(buffer.subarray(start, end));
+  return views;
 }
 
 /** The object a line was serialized from: the record with this stream's chain fields in `portcullis`. */
