@@ -11,8 +11,9 @@ import { dirname, join } from 'node:path';
 import { CHECKPOINT_ACTION, GENESIS_HASH, RECOVERED_ACTION, MAX_LINE_BYTES, chainHash, chainedLine, lineHash, segmentFile, segmentStamp, streamFile } from './chain-format.ts';
 import type { CanonicalRecord, ChainFields } from './chain-format.ts';
 import { COMBINED_STREAM } from './chain-format.ts';
+import { hash as cryptoHash } from 'node:crypto';
 import { LineArena, lineArena } from './line-arena.ts';
-import type { ArenaChunk } from './line-arena.ts';
+import type { ArenaChunk, PlacedBytes } from './line-arena.ts';
 
 /** Same rule as configuration ids: no "/", no leading ".", so a partner file stays in `partners/`. */
 const PARTNER_ID = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
@@ -43,6 +44,25 @@ interface PendingLine {
   readonly chain: ChainFields | null;
   /** Set on the last line of a segment: once it is written the file is rotated, stamped with this time (ms). */
   rotateAt?: number;
+}
+
+/**
+ * A record's UTF-8 bytes, put once at HEAD_ROOM in `scratch` for every stream it is chained into
+ * (all within one synchronous append), with room in front for a stream's hash head: `prev`,
+ * stream name and seq, at most 64 + 1 + 71 + 1 + 16 + 1 bytes.
+ */
+const HEAD_ROOM = 256;
+let scratch = Buffer.allocUnsafeSlow(HEAD_ROOM + 64 * 1024);
+let encoded: { record: CanonicalRecord; closeByte: number } | null = null;
+
+function encodedBody(record: CanonicalRecord): { readonly closeByte: number } {
+  if (encoded !== null && encoded.record === record) return encoded;
+  if (HEAD_ROOM + record.bytes > scratch.length) scratch = Buffer.allocUnsafeSlow(HEAD_ROOM + record.bytes);
+  if (scratch.write(record.json, HEAD_ROOM, 'utf8') !== record.bytes) throw new Error('audit line: the record did not encode to its byte count');
+  // Where `portcullis` closes, in bytes: its index in `json` when every character is one byte.
+  const closeByte = record.bytes === record.json.length ? record.portcullisClose : Buffer.byteLength(record.json.slice(0, record.portcullisClose));
+  encoded = { record, closeByte };
+  return encoded;
 }
 
 /** `YYYY-MM-DD` of a time in UTC: a stream file holds one UTC day when daily rotation is on. */
@@ -94,6 +114,8 @@ export class StreamWriter {
   private pending: PendingLine[] = [];
   /** The combined stream's lines lie one after another in an arena of its own, so a batch is a few large writes. */
   private readonly arena: LineArena;
+  /** Stream names are ids (ASCII): the chain fields then take one byte a character. */
+  private readonly asciiStream: boolean;
   private handle: FileHandle | null = null;
   private existsOnDisk = false;
   private readonly dir: string;
@@ -106,6 +128,7 @@ export class StreamWriter {
     this.quotedStream = JSON.stringify(stream);
     this.path = join(dir, streamFile(stream));
     this.arena = stream === COMBINED_STREAM ? new LineArena() : lineArena;
+    this.asciiStream = /^[\x20-\x7e]*$/.test(this.quotedStream);
   }
 
   /** Whether the live file must be closed before a line of about `nextLineBytes` goes in at `now` (ms). */
@@ -243,15 +266,29 @@ export class StreamWriter {
   chain(record: CanonicalRecord, done: (() => void) | null, signing: boolean, now: number): void {
     const seq = this.seq + 1;
     const prev = this.prev;
-    const chain: ChainFields = { stream: this.stream, seq, prev, hash: chainHash(prev, this.stream, seq, record.json) };
-    const text = chainedLine(record, chain, this.quotedStream);
-    this.seq = seq;
-    this.prev = chain.hash;
-    // What chainedLine adds to `json` is ASCII (stream names are ids, hashes hex), one byte a character.
-    const bytes = record.bytes + text.length - record.json.length;
-    const placed = this.arena.place(text, bytes);
     const sinks = this.onLineWritten !== null;
-    this.pending.push({ chunk: placed.chunk, offset: placed.offset, bytes, written: 0, done, record: sinks ? record : null, chain: sinks ? chain : null });
+    let hash: string;
+    let placed: PlacedBytes;
+    let bytes: number;
+    const head = `${prev}\n${this.stream}\n${seq}\n`;
+    if (this.asciiStream && head.length <= HEAD_ROOM) {
+      // chainHash and chainedLine, from the record's bytes (encoded once for all its streams):
+      // the hash input is this stream's head written in front of them.
+      const body = encodedBody(record);
+      scratch.write(head, HEAD_ROOM - head.length, 'latin1');
+      hash = cryptoHash('sha256', scratch.subarray(HEAD_ROOM - head.length, HEAD_ROOM + record.bytes), 'hex');
+      const insert = `${record.portcullisEmpty ? '' : ','}"chain":{"stream":${this.quotedStream},"seq":${seq},"prev":"${prev}","hash":"${hash}"}`;
+      placed = this.arena.placeSpliced(scratch, HEAD_ROOM, record.bytes, body.closeByte, insert);
+      bytes = record.bytes + insert.length + 1;
+    } else {
+      hash = chainHash(prev, this.stream, seq, record.json);
+      const text = chainedLine(record, { stream: this.stream, seq, prev, hash }, this.quotedStream);
+      bytes = Buffer.byteLength(text);
+      placed = this.arena.place(text, bytes);
+    }
+    this.seq = seq;
+    this.prev = hash;
+    this.pending.push({ chunk: placed.chunk, offset: placed.offset, bytes, written: 0, done, record: sinks ? record : null, chain: sinks ? { stream: this.stream, seq, prev, hash } : null });
     if (this.fileBytes === 0) this.fileDay = utcDay(now);
     this.fileBytes += bytes;
     if (signing) {

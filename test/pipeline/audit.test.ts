@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { LINE_LIMITS, chainHash, chainedLine, lineHash } from '../../src/audit/chain-format.ts';
 import { SerializedRecord, serializeRecord } from '../../src/audit/trail.ts';
 import { canonicalJson } from '../../src/config/config-hash.ts';
-import { decisionForTrail, decisionJson, decisionRecord } from '../../src/pipeline/audit.ts';
+import { decisionForTrail, decisionJson, decisionRecord, millis } from '../../src/pipeline/audit.ts';
 import type { Outcome } from '../../src/pipeline/audit.ts';
 import type { DecisionInput } from '../../src/pipeline/context.ts';
 
@@ -142,4 +142,13 @@ test('a record listing more scopes than a line may hold goes to the trail as an 
   assert.match(String(serializeRecord(record)), /more than 512 members/);
   const atLimit = new Set([...scopes].slice(0, LINE_LIMITS.maxMembers));
   assert.ok(decisionForTrail(context({ principal: { ...PRINCIPAL, scopes: atLimit } }), { reason: 'allowed', decision: 'allow', status: 200 }, ENDED) instanceof SerializedRecord);
+});
+
+test('latencies are written as JSON writes the number of milliseconds, without formatting a double', () => {
+  const values = [0, 1, 9, 10, 100, 999, 1000, 1001, 1010, 1100, 12_345, 999_999, 1_000_000, 86_400_000_123, 1e15 - 1, 1e15, Number.MAX_SAFE_INTEGER];
+  for (let micros = 0; micros < 200_000; micros += 7) values.push(micros);
+  for (let i = 0; i < 20_000; i++) values.push(Math.floor(Math.random() * 10 ** (1 + (i % 15))));
+  for (const micros of values) assert.equal(millis(micros), JSON.stringify(micros / 1000), `${micros} µs`);
+  // Anything else takes JSON's own formatting.
+  for (const odd of [-1, -1234, 0.5, Number.MAX_SAFE_INTEGER + 2, Number.NaN, Number.POSITIVE_INFINITY]) assert.equal(millis(odd), JSON.stringify(odd / 1000));
 });
