@@ -56,7 +56,12 @@ export function streamFile(stream: string): string {
 /** The hash of a line given its chain position and the canonical JSON of its body (the line without `portcullis.chain`). */
 export function chainHash(prev: string, stream: string, seq: number, canonicalBody: string): string {
   // One-shot hash: a createHash object per line cost more than hashing the line itself.
-  return hash('sha256', `${prev}\n${stream}\n${seq}\n${canonicalBody}`, 'hex');
+  return hash('sha256', chainHashHead(prev, stream, seq) + canonicalBody, 'hex');
+}
+
+/** What `chainHash` hashes in front of the canonical body (the writer puts it in front of the body's bytes). */
+export function chainHashHead(prev: string, stream: string, seq: number): string {
+  return `${prev}\n${stream}\n${seq}\n`;
 }
 
 /**
@@ -157,13 +162,12 @@ function wholeRecord(body: Record<string, unknown>): CanonicalRecord | null {
 /** The line of `record` in a stream: its canonical JSON with `portcullis.chain` added (newline included). */
 export function chainedLine(record: CanonicalRecord, chain: ChainFields, quotedStream: string): string {
   const { json, portcullisClose } = record;
-  return (
-    json.slice(0, portcullisClose) +
-    (record.portcullisEmpty ? '' : ',') +
-    `"chain":{"stream":${quotedStream},"seq":${chain.seq},"prev":"${chain.prev}","hash":"${chain.hash}"}` +
-    json.slice(portcullisClose) +
-    '\n'
-  );
+  return json.slice(0, portcullisClose) + chainMember(record, chain, quotedStream) + json.slice(portcullisClose) + '\n';
+}
+
+/** What a stream's line adds to the record's canonical JSON at `portcullisClose`: its `chain` member. */
+export function chainMember(record: CanonicalRecord, chain: ChainFields, quotedStream: string): string {
+  return `${record.portcullisEmpty ? '' : ','}"chain":{"stream":${quotedStream},"seq":${chain.seq},"prev":"${chain.prev}","hash":"${chain.hash}"}`;
 }
 
 /**

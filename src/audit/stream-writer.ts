@@ -8,7 +8,7 @@
 import { link, mkdir, open, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { CHECKPOINT_ACTION, GENESIS_HASH, RECOVERED_ACTION, MAX_LINE_BYTES, chainHash, chainedLine, lineHash, segmentFile, segmentStamp, streamFile } from './chain-format.ts';
+import { CHECKPOINT_ACTION, GENESIS_HASH, RECOVERED_ACTION, MAX_LINE_BYTES, chainHash, chainHashHead, chainMember, chainedLine, lineHash, segmentFile, segmentStamp, streamFile } from './chain-format.ts';
 import type { CanonicalRecord, ChainFields } from './chain-format.ts';
 import { COMBINED_STREAM } from './chain-format.ts';
 import { hash as cryptoHash } from 'node:crypto';
@@ -270,16 +270,16 @@ export class StreamWriter {
     let hash: string;
     let placed: PlacedBytes;
     let bytes: number;
-    const head = `${prev}\n${this.stream}\n${seq}\n`;
+    const head = chainHashHead(prev, this.stream, seq);
     if (this.asciiStream && head.length <= HEAD_ROOM) {
       // chainHash and chainedLine, from the record's bytes (encoded once for all its streams):
       // the hash input is this stream's head written in front of them.
       const body = encodedBody(record);
       scratch.write(head, HEAD_ROOM - head.length, 'latin1');
       hash = cryptoHash('sha256', scratch.subarray(HEAD_ROOM - head.length, HEAD_ROOM + record.bytes), 'hex');
-      const insert = `${record.portcullisEmpty ? '' : ','}"chain":{"stream":${this.quotedStream},"seq":${seq},"prev":"${prev}","hash":"${hash}"}`;
-      placed = this.arena.placeSpliced(scratch, HEAD_ROOM, record.bytes, body.closeByte, insert);
-      bytes = record.bytes + insert.length + 1;
+      const member = chainMember(record, { stream: this.stream, seq, prev, hash }, this.quotedStream);
+      placed = this.arena.placeSpliced(scratch, HEAD_ROOM, record.bytes, body.closeByte, member);
+      bytes = record.bytes + member.length + 1;
     } else {
       hash = chainHash(prev, this.stream, seq, record.json);
       const text = chainedLine(record, { stream: this.stream, seq, prev, hash }, this.quotedStream);
