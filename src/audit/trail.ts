@@ -470,8 +470,8 @@ export function serializedFromCanonicalJson(json: string, portcullisClose: numbe
 
 /**
  * The record as it will be chained, or why it is refused. The trail takes ownership of the
- * record: the pipeline builds a fresh plain-JSON object per decision and never touches it again,
- * so no defensive copy is made on the request path (a copy cost more than the rest of append).
+ * record: callers (event records, a decision record over a line limit) build a fresh plain-JSON
+ * object and never touch it again, so no defensive copy is made.
  */
 export function serializeRecord(record: object): SerializedRecord | string {
   if (record === null || typeof record !== 'object' || Array.isArray(record)) return 'record is not a JSON object';

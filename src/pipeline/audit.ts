@@ -27,8 +27,9 @@ export interface Outcome {
  * `canonicalJson` writes of it), written directly rather than built as an object and serialized:
  * building, walking and stringifying the object cost more than the rest of the record's way to
  * the trail. The trail chains `json` as it is (trail.ts serializedFromCanonicalJson); a test
- * holds it to `canonicalJson(JSON.parse(json))` for every shape. Every string is JSON-encoded by
- * `JSON.stringify`; only constants and numbers are written as they are.
+ * holds it to `canonicalJson(JSON.parse(json))` for every shape. Every string is written as
+ * `JSON.stringify` writes it (see `quoted`), so caller-controlled text can never close a string
+ * or add a member; only constants, booleans and numbers go in as they are.
  */
 export interface DecisionJson {
   readonly json: string;
