@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { appendFile, mkdir, mkdtemp, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CHECKPOINT_ACTION, LINE_LIMITS, MAX_LINE_BYTES } from '../../src/audit/chain-format.ts';
+import { CHECKPOINT_ACTION, LINE_LIMITS, MAX_LINE_BYTES, listSegments, partnerStream, streamFile } from '../../src/audit/chain-format.ts';
 import { AuditTrailCorruptError } from '../../src/audit/stream-writer.ts';
 import { openAuditTrail } from '../../src/audit/trail.ts';
 import { RECOVERED_ACTION } from '../../src/audit/chain-format.ts';
@@ -363,3 +363,40 @@ test('a torn write inside a batch keeps the complete lines before it', async () 
   assert.deepEqual(requestIds(records(combined.lines)), ['req-0', 'req-1']);
   assert.deepEqual(combined.lines.slice(2).map((line) => line.event?.action), [RECOVERED_ACTION, CHECKPOINT_ACTION]);
 });
+
+test('thousands of records of every size, appended while write cycles run, across many streams and rotations: every chain verifies, nothing lost or reordered', async () => {
+  // The lines wait in shared, reused buffers (line-arena.ts) while earlier ones are being written:
+  // a buffer reused too early, or a line spliced at the wrong byte, would show here as a broken chain.
+  const trail = await openAuditTrail(options({ flushIntervalMs: 1, checkpointEvery: 97, rotate: { maxBytes: 256 * 1024, daily: true } }));
+  const partners = Array.from({ length: 23 }, (_, i) => `p-${i}`);
+  let seed = 7;
+  const random = (): number => {
+    seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
+  const texts = ['', 'é', '😀 ü', '"\\', 'x'.repeat(3000), 'ß'.repeat(70_000), 'y'.repeat(300 * 1024)];
+  const expected = new Map<string, string[]>();
+  const total = 4000;
+  for (let n = 0; n < total; n++) {
+    const partner = random() < 0.2 ? null : partners[Math.floor(random() * partners.length)]!;
+    const record = decision(n, partner) as { portcullis: Record<string, unknown> };
+    record.portcullis['note'] = texts[Math.floor(random() * random() * texts.length)]!;
+    assert.equal(trail.append(record, partner), true, `record ${n}`);
+    for (const stream of partner === null ? ['combined'] : ['combined', partner]) expected.set(stream, [...(expected.get(stream) ?? []), `req-${n}`]);
+    // Let write cycles start and finish in between appends.
+    if (random() < 0.05) await new Promise((resolve) => setTimeout(resolve, random() * 3));
+  }
+  await trail.close();
+  const report = await verifyTrail(dir, { publicKeyPem: trail.publicKeyPem });
+  assert.equal(report.ok, true, JSON.stringify(report.streams.filter((stream) => !stream.ok)));
+  assert.equal(requestIds(records(await readAllSegments('combined'))).length, total);
+  for (const partner of partners) assert.deepEqual(requestIds(records(await readAllSegments(partner))), expected.get(partner) ?? [], partner);
+});
+
+/** A stream's lines across its rotated segments and live file, oldest first. */
+async function readAllSegments(name: string): Promise<Line[]> {
+  const stream = name === 'combined' ? name : partnerStream(name);
+  const lines: Line[] = [];
+  for (const file of [...(await listSegments(dir, stream)), streamFile(stream)]) lines.push(...(await readStream(join(dir, file))));
+  return lines;
+}

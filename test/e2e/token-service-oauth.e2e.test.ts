@@ -177,7 +177,10 @@ async function callApi(config: oidc.Configuration, path: string, accessToken: st
 async function lastRefusalReason(): Promise<string> {
   const file = join(h.dir, 'audit', 'combined.jsonl');
   for (let i = 0; i < 100; i++) {
-    const lines = existsSync(file) ? (await readFile(file, 'utf8')).split('\n').filter(Boolean) : [];
+    const text = existsSync(file) ? await readFile(file, 'utf8') : '';
+    // The trail is written while this reads it: a read can end inside a line still being
+    // written (the file grows a page at a time), so only complete lines count.
+    const lines = text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter(Boolean);
     const refused = lines.map((line) => JSON.parse(line) as Record<string, any>).filter((record) => record['event']?.['action'] === 'token.refused');
     if (refused.length > refusalsSeen) {
       refusalsSeen = refused.length;
