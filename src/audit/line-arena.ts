@@ -5,10 +5,10 @@
  * Why not the lines' strings: under load a stream holds a write cycle's worth of lines (100 ms,
  * thousands of records) that live through a young-generation collection or two, and the
  * scavenger copies every one of them, with the string pieces each line was spliced from, each
- * time — 10 ms pauses every few hundred ms that doubled the full path's p99. Why not a Buffer per
- * line: small Buffers come from 8 KiB pool slabs, and that churn of external memory makes V8
- * run full collections twice a second. Here a line costs one UTF-8 encoding into a chunk that is
- * already there.
+ * time — pauses of 6–10 ms every few hundred ms, and an old generation that grew until the next
+ * full collection. Why not a Buffer per line: small Buffers come from 8 KiB pool slabs, and that
+ * churn of external memory makes V8 run full collections twice a second. Here a line is copied
+ * into a chunk that is already there.
  */
 
 /** Lines of up to this size share chunks; a longer one gets a buffer of its own. */
@@ -41,7 +41,10 @@ export class LineArena {
   place(text: string, bytes: number): PlacedBytes {
     const placed = this.reserve(bytes);
     const written = placed.chunk.buffer.write(text, placed.offset, 'utf8');
-    if (written !== bytes) throw new Error(`line arena: ${written} bytes encoded, ${bytes} expected`);
+    if (written !== bytes) {
+      this.release(placed.chunk);
+      throw new Error(`line arena: ${written} bytes encoded, ${bytes} expected`);
+    }
     return placed;
   }
 
