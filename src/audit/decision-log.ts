@@ -4,7 +4,8 @@
  * Lines are buffered and written in batches (at most every 25 ms, or sooner past 64 KiB) so the
  * request path never waits on the disk; `close()` writes what is left before the process exits.
  * A write failure is reported on the application log with the number of records affected and
- * the records are kept for the next attempt, never dropped silently. Durable, hash-chained
+ * the records are kept for the next attempt, never dropped silently; a write cut short resumes
+ * at the byte where it stopped, so no line is written twice. Durable, hash-chained
  * audit storage is the audit module's job; this is its first sink.
  */
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
@@ -13,6 +14,8 @@ import { log } from '../log.ts';
 
 const FLUSH_INTERVAL_MS = 25;
 const FLUSH_BYTES = 64 * 1024;
+/** Room for a batch and the lines that arrive while a write keeps failing; grown when needed. */
+const INITIAL_BUFFER_BYTES = 2 * FLUSH_BYTES;
 
 export interface DecisionLog {
   readonly target: string;
@@ -32,8 +35,11 @@ export function openDecisionLog(target: string): DecisionLog {
     mkdirSync(dirname(target), { recursive: true });
     fd = openSync(target, 'a', 0o640);
   }
-  let pending: string[] = [];
-  let pendingBytes = 0;
+  // Lines are encoded straight into one reused buffer outside the JavaScript heap: no string per
+  // line kept until the flush, no joining, no new buffer per batch.
+  let buffer = Buffer.allocUnsafeSlow(INITIAL_BUFFER_BYTES);
+  let used = 0;
+  let lines = 0;
   let timer: NodeJS.Timeout | null = null;
   let closed = false;
 
@@ -42,14 +48,19 @@ export function openDecisionLog(target: string): DecisionLog {
       clearTimeout(timer);
       timer = null;
     }
-    if (pending.length === 0) return;
-    const chunk = pending.join('');
+    if (used === 0) return;
+    let written = 0;
     try {
-      writeFully(fd, chunk);
-      pending = [];
-      pendingBytes = 0;
+      written = writeFully(fd, buffer, used);
+      used = 0;
+      lines = 0;
     } catch (error) {
-      log('error', 'decision_log.write_failed', { target, records: pending.length, error: String(error) });
+      // What was written stays written; the rest is kept, in order, for the next attempt.
+      written = (error as { written?: number }).written ?? 0;
+      buffer.copyWithin(0, written, used);
+      used -= written;
+      lines = newlines(buffer, used);
+      log('error', 'decision_log.write_failed', { target, records: lines, bytes_waiting: used, error: String(error) });
       if (!closed) timer = setTimeout(flush, 1000);
     }
   };
@@ -60,10 +71,17 @@ export function openDecisionLog(target: string): DecisionLog {
       this.writeJson(JSON.stringify(record));
     },
     writeJson(json) {
-      const line = json + '\n';
-      pending.push(line);
-      pendingBytes += line.length;
-      if (pendingBytes >= FLUSH_BYTES) flush();
+      // UTF-8 takes at most 3 bytes for a UTF-16 code unit; one more for the newline.
+      const room = json.length * 3 + 1;
+      if (used + room > buffer.length) {
+        const grown = Buffer.allocUnsafeSlow(Math.max(buffer.length * 2, used + room));
+        buffer.copy(grown, 0, 0, used);
+        buffer = grown;
+      }
+      used += buffer.write(json, used, 'utf8');
+      buffer[used++] = 0x0a;
+      lines += 1;
+      if (used >= FLUSH_BYTES) flush();
       else if (!timer) timer = setTimeout(flush, FLUSH_INTERVAL_MS);
     },
     flush,
@@ -75,15 +93,24 @@ export function openDecisionLog(target: string): DecisionLog {
   };
 }
 
-function writeFully(fd: number, text: string): void {
-  const buffer = Buffer.from(text);
+/** Writes `length` bytes of `buffer`; on failure the error carries how many were written. */
+function writeFully(fd: number, buffer: Buffer, length: number): number {
   let offset = 0;
-  while (offset < buffer.length) {
+  while (offset < length) {
     try {
-      offset += writeSync(fd, buffer, offset);
+      offset += writeSync(fd, buffer, offset, length - offset);
     } catch (error) {
       // stdout may be a non-blocking pipe: wait for it rather than lose records.
-      if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+      if ((error as NodeJS.ErrnoException).code === 'EAGAIN') continue;
+      throw Object.assign(error as Error, { written: offset });
     }
   }
+  return offset;
+}
+
+/** Records (lines, each ending in a newline) among the first `length` bytes: a line cut by a short write counts once. */
+function newlines(buffer: Buffer, length: number): number {
+  let count = 0;
+  for (let at = buffer.indexOf(0x0a); at !== -1 && at < length; at = buffer.indexOf(0x0a, at + 1)) count += 1;
+  return count;
 }
