@@ -49,14 +49,13 @@ export function openDecisionLog(target: string): DecisionLog {
       timer = null;
     }
     if (used === 0) return;
-    let written = 0;
     try {
-      written = writeFully(fd, buffer, used);
+      writeFully(fd, buffer, used);
       used = 0;
       lines = 0;
     } catch (error) {
       // What was written stays written; the rest is kept, in order, for the next attempt.
-      written = (error as { written?: number }).written ?? 0;
+      const written = (error as { written?: number }).written ?? 0;
       buffer.copyWithin(0, written, used);
       used -= written;
       lines = newlines(buffer, used);
@@ -94,7 +93,7 @@ export function openDecisionLog(target: string): DecisionLog {
 }
 
 /** Writes `length` bytes of `buffer`; on failure the error carries how many were written. */
-function writeFully(fd: number, buffer: Buffer, length: number): number {
+function writeFully(fd: number, buffer: Buffer, length: number): void {
   let offset = 0;
   while (offset < length) {
     try {
@@ -105,12 +104,12 @@ function writeFully(fd: number, buffer: Buffer, length: number): number {
       throw Object.assign(error as Error, { written: offset });
     }
   }
-  return offset;
 }
 
 /** Records (lines, each ending in a newline) among the first `length` bytes: a line cut by a short write counts once. */
 function newlines(buffer: Buffer, length: number): number {
+  const waiting = buffer.subarray(0, length);
   let count = 0;
-  for (let at = buffer.indexOf(0x0a); at !== -1 && at < length; at = buffer.indexOf(0x0a, at + 1)) count += 1;
+  for (let at = waiting.indexOf(0x0a); at !== -1; at = waiting.indexOf(0x0a, at + 1)) count += 1;
   return count;
 }
