@@ -14,6 +14,7 @@ import type { IncomingHttpHeaders } from 'undici/types/header.js';
 import { buildUpstreamHeaders, stripResponseHeaders } from '../http/forward-headers.ts';
 import type { DownstreamResponse, Refusal, RequestContext, StageOutcome } from './context.ts';
 import { tracingActive, upstreamTraceparent } from '../observability/tracing.ts';
+import { atEndOfTurn } from '../http/end-of-turn.ts';
 
 const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'DELETE']);
 
@@ -76,12 +77,24 @@ class DownstreamClosedError extends Error {
 }
 
 /**
+ * A response is written to the client at the end of the loop turn that parsed it
+ * (`atEndOfTurn`), so the answers one turn parses leave back to back; past this many bytes held
+ * in one turn the held part is written at once, and backpressure applies from there.
+ */
+const HOLD_AT_MOST_BYTES = 64 * 1024;
+
+/**
  * Sends the request and streams the upstream's response into the downstream response, with
  * backpressure both ways. Resolves once the response is handed to the client in full; rejects with
  * the upstream's error, or with ERR_STREAM_PREMATURE_CLOSE when the client left first (the upstream
  * request is aborted then). undici's low-level dispatch rather than `stream`: one handler object
  * per request, no async-resource scope and no stream-lifecycle tracking, which cost more than the
  * rest of the proxy stage.
+ *
+ * What arrives from the upstream is held until the end of the loop's current turn and written
+ * then (src/http/end-of-turn.ts): a small response goes out whole in one write. The head waits for
+ * the first body bytes (or the end), so an upstream that fails before sending any body is still
+ * answered with a clean 502 rather than a cut-off response.
  */
 function forward(pool: Dispatcher, options: ForwardOptions, ctx: RequestContext): Promise<void> {
   const res = ctx.res as DownstreamResponse & Writable;
@@ -89,6 +102,13 @@ function forward(pool: Dispatcher, options: ForwardOptions, ctx: RequestContext)
     let controller: Dispatcher.DispatchController | null = null;
     let settled = false;
     let started = false;
+    let ended = false;
+    let writeScheduled = false;
+    let status = 0;
+    /** The response head, until it is written. */
+    let head: Record<string, string | string[]> | null = null;
+    let held: Buffer[] = [];
+    let heldBytes = 0;
     const settle = (error: Error | null): void => {
       if (settled) return;
       settled = true;
@@ -103,6 +123,36 @@ function forward(pool: Dispatcher, options: ForwardOptions, ctx: RequestContext)
       settle(error);
     };
     const onDrain = (): void => controller?.resume();
+    const writeHeld = (): void => {
+      writeScheduled = false;
+      // A head alone would not leave (Node sends it with the first body bytes), and keeping it
+      // back keeps a clean 502 possible if the upstream fails before any body arrives.
+      if (settled || (held.length === 0 && !ended)) return;
+      if (head !== null) {
+        (res as { writeHead(status: number, headers: Record<string, string | string[]>): unknown }).writeHead(status, head);
+        head = null;
+      }
+      const chunks = held;
+      held = [];
+      heldBytes = 0;
+      if (ended) {
+        // One write for head and body when the whole response is here.
+        res.end(chunks.length === 0 ? undefined : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
+        settle(null);
+        return;
+      }
+      let writable = true;
+      for (const chunk of chunks) writable = res.write(chunk);
+      if (!writable) {
+        controller?.pause();
+        res.once('drain', onDrain);
+      }
+    };
+    const scheduleWrite = (): void => {
+      if (writeScheduled) return;
+      writeScheduled = true;
+      atEndOfTurn(writeHeld);
+    };
     res.once('close', onDownstreamClose);
     const body = options.body;
     if (body instanceof Readable) body.once('error', (error) => (controller === null ? settle(error) : controller.abort(error)));
@@ -120,19 +170,21 @@ function forward(pool: Dispatcher, options: ForwardOptions, ctx: RequestContext)
         const outgoing = stripResponseHeaders(upstreamHeaders as IncomingHttpHeaders) as Record<string, string | string[]>;
         outgoing['x-request-id'] = ctx.requestId;
         if (ctx.responseHeaders !== null) Object.assign(outgoing, ctx.responseHeaders);
-        (res as { writeHead(status: number, headers: Record<string, string | string[]>): unknown }).writeHead(statusCode, outgoing);
+        status = statusCode;
+        head = outgoing;
+        scheduleWrite();
       },
-      onResponseData(dispatchController, chunk) {
+      onResponseData(_controller, chunk) {
         if (!started || settled) return;
-        if (res.write(chunk) === false) {
-          dispatchController.pause();
-          res.once('drain', onDrain);
-        }
+        held.push(chunk);
+        heldBytes += chunk.length;
+        if (heldBytes >= HOLD_AT_MOST_BYTES) writeHeld();
+        else scheduleWrite();
       },
       onResponseEnd() {
         if (!started || settled) return;
-        res.end();
-        settle(null);
+        ended = true;
+        scheduleWrite();
       },
       onResponseError(_controller, error) {
         settle(error);

@@ -24,6 +24,13 @@ const servers: Server[] = [];
 let h: Harness;
 let closedPort: number;
 
+/** `streamed`: the upstream sends its second chunk only once the client has read the first. */
+let clientReadFirstChunk: () => void = () => undefined;
+/** `large`: how many body bytes the upstream has handed to its socket so far. */
+let largeBytesWritten = 0;
+const LARGE_BODY_BYTES = 64 * 1024 * 1024;
+const LARGE_CHUNK = Buffer.alloc(1024 * 1024, 0x61);
+
 before(async () => {
   const answer = (bytes: string) => (socket: Socket) => socket.end(bytes);
   const upstreams = {
@@ -31,6 +38,28 @@ before(async () => {
     garbage: await rawUpstream(answer('NOT HTTP AT ALL\r\n\r\n')),
     reset: await rawUpstream((socket) => socket.destroy()),
     truncated: await rawUpstream(answer('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nonly a little')),
+    // The head and a body that breaks chunked framing arrive together.
+    badChunk: await rawUpstream(answer('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\nnot a chunk\r\n')),
+    streamed: await rawUpstream((socket) => {
+      socket.write('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nfirst\n\r\n');
+      const timer = setTimeout(() => socket.destroy(), 5_000);
+      clientReadFirstChunk = () => {
+        clearTimeout(timer);
+        socket.end('7\r\nsecond\n\r\n0\r\n\r\n');
+      };
+    }),
+    large: await rawUpstream((socket) => {
+      largeBytesWritten = 0;
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${LARGE_BODY_BYTES}\r\n\r\n`);
+      const more = (): void => {
+        while (largeBytesWritten < LARGE_BODY_BYTES) {
+          largeBytesWritten += LARGE_CHUNK.length;
+          if (!socket.write(LARGE_CHUNK)) return void socket.once('drain', more);
+        }
+        socket.end();
+      };
+      more();
+    }),
     hopByHop: await rawUpstream(
       answer('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: x-upstream-secret\r\nX-Upstream-Secret: s3cr3t\r\nKeep-Alive: timeout=99\r\nProxy-Authenticate: Basic\r\nX-Fine: yes\r\n\r\nok'),
     ),
@@ -41,7 +70,7 @@ before(async () => {
   closedPort = (closed.address() as AddressInfo).port;
   await new Promise((resolve) => closed.close(resolve));
 
-  const routes = ['smuggling', 'garbage', 'reset', 'truncated', 'hopByHop']
+  const routes = ['smuggling', 'garbage', 'reset', 'truncated', 'badChunk', 'streamed', 'large', 'hopByHop']
     .map((name) => `  - id: ${name.toLowerCase()}\n    zone: public\n    methods: [GET]\n    path: /${name}\n    upstream: ${name.toLowerCase()}\n    auth: none\n`)
     .join('');
   const upstreamList = Object.entries(upstreams)
@@ -135,4 +164,48 @@ test('hop-by-hop headers from the upstream, and those its Connection names, are 
   assert.equal(result.headers['proxy-authenticate'], undefined);
   assert.notEqual(result.headers['keep-alive'], 'timeout=99');
   assert.equal(result.headers['x-fine'], 'yes');
+});
+
+// The proxy stage holds what the upstream sends until the end of the loop's turn that parsed it
+// (src/http/end-of-turn.ts). These pin down what that may and may not change.
+
+test('a body that breaks its framing in the same packet as the head: a clean 502, nothing of the 200 sent', async () => {
+  const result = await get('/badChunk');
+  assert.equal(result.status, 502, result.text);
+  assert.equal(JSON.parse(result.text).code, 'upstream_bad_response');
+  assert.equal(await reasonOf(result.headers['x-request-id'] as string), 'upstream.bad_response');
+});
+
+test('a streamed response reaches the client chunk by chunk while the upstream is still sending', async () => {
+  const response = await request(`${h.url('public')}/streamed`, { headers: { host: 'localhost' } });
+  assert.equal(response.statusCode, 200);
+  const chunks: string[] = [];
+  for await (const chunk of response.body) {
+    chunks.push(String(chunk));
+    // The upstream waits for this before it sends the rest: a gateway that held the response
+    // until the upstream ended would leave the upstream waiting, and the body would end cut off.
+    if (chunks.join('') === 'first\n') clientReadFirstChunk();
+  }
+  assert.equal(chunks.join(''), 'first\nsecond\n');
+});
+
+test('a large response is passed on whole, and a client that does not read holds the upstream back', async () => {
+  const response = await request(`${h.url('public')}/large`, { headers: { host: 'localhost' } });
+  assert.equal(response.statusCode, 200);
+  // The client reads nothing for a while: the gateway must stop reading from the upstream once the
+  // socket buffers along the way are full (some MiB on loopback), not hold the whole body itself.
+  let before = -1;
+  for (let i = 0; i < 50 && before !== largeBytesWritten; i++) {
+    before = largeBytesWritten;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.ok(largeBytesWritten < LARGE_BODY_BYTES / 2, `the upstream wrote ${largeBytesWritten} of ${LARGE_BODY_BYTES} bytes to a client that read none`);
+  let received = 0;
+  let wrongByte = false;
+  for await (const chunk of response.body as AsyncIterable<Buffer>) {
+    received += chunk.length;
+    if (chunk.some((byte) => byte !== 0x61)) wrongByte = true;
+  }
+  assert.equal(received, LARGE_BODY_BYTES);
+  assert.equal(wrongByte, false);
 });
