@@ -112,7 +112,6 @@ function forward(pool: Dispatcher, options: ForwardOptions, ctx: RequestContext)
     const settle = (error: Error | null): void => {
       if (settled) return;
       settled = true;
-      res.removeListener('close', onDownstreamClose);
       if (error === null) resolve();
       else reject(error);
     };
@@ -153,7 +152,8 @@ function forward(pool: Dispatcher, options: ForwardOptions, ctx: RequestContext)
       writeScheduled = true;
       atEndOfTurn(writeHeld);
     };
-    res.once('close', onDownstreamClose);
+    // Left in place once settled (it returns at once then): removing it cost more than a call.
+    res.on('close', onDownstreamClose);
     const body = options.body;
     if (body instanceof Readable) body.once('error', (error) => (controller === null ? settle(error) : controller.abort(error)));
     const handler: Dispatcher.DispatchHandler = {
