@@ -1,8 +1,10 @@
 /**
  * An upstream that records every request it receives, so a test can prove what was — and was
- * not — forwarded. Answers 200 with a JSON echo; `/slow/{ms}` waits first.
+ * not — forwarded. Answers 200 with a JSON echo; `/slow/{ms}` waits first; `/bytes/{n}` answers
+ * n bytes instead.
  */
 import { createServer } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface SeenRequest {
@@ -38,6 +40,8 @@ export async function startRecordingUpstream(): Promise<RecordingUpstream> {
     seen.push(entry);
     const slow = /^\/slow\/(\d+)/.exec(req.url!);
     if (slow) await new Promise((resolve) => setTimeout(resolve, Number(slow[1])));
+    const bytes = /^\/bytes\/(\d+)$/.exec(req.url!);
+    if (bytes) return void sendBytes(res, Number(bytes[1]));
     const body = JSON.stringify(entry);
     if (!res.destroyed) res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
   });
@@ -53,4 +57,20 @@ export async function startRecordingUpstream(): Promise<RecordingUpstream> {
         server.closeAllConnections();
       }),
   };
+}
+
+/** `/bytes/{n}`: n bytes of `a`, written in 64 KiB chunks with backpressure. */
+function sendBytes(res: ServerResponse, total: number): void {
+  const chunk = Buffer.alloc(64 * 1024, 0x61);
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': total });
+  let sent = 0;
+  const more = (): void => {
+    while (sent < total) {
+      const part = Math.min(chunk.length, total - sent);
+      sent += part;
+      if (!res.write(part === chunk.length ? chunk : chunk.subarray(0, part))) return void res.once('drain', more);
+    }
+    res.end();
+  };
+  more();
 }

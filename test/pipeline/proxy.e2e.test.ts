@@ -189,7 +189,7 @@ test('a streamed response reaches the client chunk by chunk while the upstream i
   assert.equal(chunks.join(''), 'first\nsecond\n');
 });
 
-test('a large response is passed on whole, and a client that does not read holds the upstream back', async () => {
+test('a large response is passed on whole, and a client that does not read holds the upstream back', { timeout: 20_000 }, async () => {
   const response = await request(`${h.url('public')}/large`, { headers: { host: 'localhost' } });
   assert.equal(response.statusCode, 200);
   // The client reads nothing for a while: the gateway must stop reading from the upstream once the
