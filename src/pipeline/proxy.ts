@@ -124,8 +124,9 @@ function forward(pool: Dispatcher, options: ForwardOptions, ctx: RequestContext)
     const onDrain = (): void => controller?.resume();
     const writeHeld = (): void => {
       writeScheduled = false;
-      // A head alone would not leave (Node sends it with the first body bytes), and keeping it
-      // back keeps a clean 502 possible if the upstream fails before any body arrives.
+      // The head goes with the first body bytes (or the end), as Node sends an HTTP/1.1 head
+      // anyway (on HTTP/2 it would leave alone): until then a failing upstream still gets a
+      // clean 502 instead of a response cut off after its head.
       if (settled || (held.length === 0 && !ended)) return;
       if (head !== null) {
         (res as { writeHead(status: number, headers: Record<string, string | string[]>): unknown }).writeHead(status, head);
