@@ -123,7 +123,6 @@ function forward(pool: Dispatcher, options: ForwardOptions, ctx: RequestContext)
     };
     const onDrain = (): void => controller?.resume();
     const writeHeld = (): void => {
-      writeScheduled = false;
       // The head goes with the first body bytes (or the end), as Node sends an HTTP/1.1 head
       // anyway (on HTTP/2 it would leave alone): until then a failing upstream still gets a
       // clean 502 instead of a response cut off after its head.
@@ -148,10 +147,14 @@ function forward(pool: Dispatcher, options: ForwardOptions, ctx: RequestContext)
         res.once('drain', onDrain);
       }
     };
+    const writeHeldAtEndOfTurn = (): void => {
+      writeScheduled = false;
+      writeHeld();
+    };
     const scheduleWrite = (): void => {
       if (writeScheduled) return;
       writeScheduled = true;
-      atEndOfTurn(writeHeld);
+      atEndOfTurn(writeHeldAtEndOfTurn);
     };
     // Left in place once settled (it returns at once then): removing it cost more than a call.
     res.on('close', onDownstreamClose);
@@ -171,9 +174,9 @@ function forward(pool: Dispatcher, options: ForwardOptions, ctx: RequestContext)
         const outgoing = stripResponseHeaders(upstreamHeaders as IncomingHttpHeaders) as Record<string, string | string[]>;
         outgoing['x-request-id'] = ctx.requestId;
         if (ctx.responseHeaders !== null) Object.assign(outgoing, ctx.responseHeaders);
+        // Written with the first body bytes or the end, whichever comes first.
         status = statusCode;
         head = outgoing;
-        scheduleWrite();
       },
       onResponseData(_controller, chunk) {
         if (!started || settled) return;
