@@ -274,7 +274,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         const reason = active.res.headersSent || active.lateFailure ? null : clientErrorReason(error);
         if (reason) {
           active.refusal ??= { reason, detail: `${error.code ?? 'error'}: ${error.message}` };
-          sendRefusal(active, active.refusal);
+          // At once: the socket is ended right below.
+          sendRefusal(active, active.refusal, true);
         }
         socket.destroySoon?.();
         return;

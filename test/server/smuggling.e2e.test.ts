@@ -90,6 +90,32 @@ test('slow headers: 408 within the headers timeout, connection closed', async ()
   assert.ok(Date.now() - started < 3900);
 });
 
+test('refusals that keep the connection open, pipelined around a forwarded request: answered in order, only that one forwarded', async () => {
+  // Refusals and proxied responses are written at the end of the loop's turn (respond.ts,
+  // proxy.ts); the order on the connection must still be the order of the requests.
+  const before = h.upstream.seen.length;
+  const exchange = await rawRequest(
+    port,
+    'PUT /a HTTP/1.1\r\nHost: localhost\r\n\r\nGET /one HTTP/1.1\r\nHost: localhost\r\n\r\nDELETE /b HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n',
+    { untilClose: true, quietMs: 3000 },
+  );
+  assert.deepEqual(exchange.statuses, [405, 200, 405]);
+  assert.deepEqual(h.upstream.seen.slice(before).map((seen) => seen.path), ['/one']);
+});
+
+test('a request body that stalls past the request timeout: 408 from the request in flight, connection closed', async () => {
+  // The request is in the pipeline (its body streaming to the upstream) when Node's request
+  // timeout fires: the gateway answers that request itself, before the socket is ended.
+  const started = Date.now();
+  const exchange = await rawRequest(port, 'POST /stalled HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nonly part of it', { untilClose: true, quietMs: 5000 });
+  assert.equal(exchange.statuses[0], 408, exchange.text);
+  assert.match(exchange.text, /"code":"request_timeout"/);
+  assert.equal(exchange.closed, true);
+  assert.ok(Date.now() - started < 4900);
+  const record = (await h.records()).find((entry) => entry.url.path === '/stalled');
+  assert.equal(record?.event.reason, 'http.timeout');
+});
+
 test('a valid pipelined pair is answered in order, both forwarded', async () => {
   const before = h.upstream.seen.length;
   const exchange = await rawRequest(port, 'GET /one HTTP/1.1\r\nHost: localhost\r\n\r\nGET /two HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n', { untilClose: true, quietMs: 3000 });
