@@ -9,6 +9,7 @@
  */
 import { Readable } from 'node:stream';
 import type { Writable } from 'node:stream';
+import type { ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'undici/types/header.js';
 import { buildUpstreamHeaders, stripResponseHeaders } from '../http/forward-headers.ts';
@@ -84,6 +85,13 @@ class DownstreamClosedError extends Error {
 const HOLD_AT_MOST_BYTES = 64 * 1024;
 
 /**
+ * A head that arrives without body bytes is written with the first of them — or on its own after
+ * this long, so a client of a stream whose first bytes come late (events, a long poll) still
+ * learns its status promptly. Until then an upstream failure is still answered with a clean 502.
+ */
+const HEAD_ALONE_AFTER_MS = 100;
+
+/**
  * Sends the request and streams the upstream's response into the downstream response, with
  * backpressure both ways. Resolves once the response is handed to the client in full; rejects with
  * the upstream's error, or with ERR_STREAM_PREMATURE_CLOSE when the client left first (the upstream
@@ -93,8 +101,8 @@ const HOLD_AT_MOST_BYTES = 64 * 1024;
  *
  * What arrives from the upstream is held until the end of the loop's current turn and written
  * then (src/http/end-of-turn.ts): a small response goes out whole in one write. The head waits for
- * the first body bytes (or the end), so an upstream that fails before sending any body is still
- * answered with a clean 502 rather than a cut-off response.
+ * the first body bytes, the end, or HEAD_ALONE_AFTER_MS, so an upstream that fails before sending
+ * any body is still answered with a clean 502 rather than a cut-off response.
  */
 function forward(pool: Dispatcher, options: ForwardOptions, ctx: RequestContext): Promise<void> {
   const res = ctx.res as DownstreamResponse & Writable;
@@ -107,11 +115,13 @@ function forward(pool: Dispatcher, options: ForwardOptions, ctx: RequestContext)
     let status = 0;
     /** The response head, until it is written. */
     let head: Record<string, string | string[]> | null = null;
+    let headAloneTimer: NodeJS.Timeout | null = null;
     let held: Buffer[] = [];
     let heldBytes = 0;
     const settle = (error: Error | null): void => {
       if (settled) return;
       settled = true;
+      if (headAloneTimer !== null) clearTimeout(headAloneTimer);
       if (error === null) resolve();
       else reject(error);
     };
@@ -122,15 +132,27 @@ function forward(pool: Dispatcher, options: ForwardOptions, ctx: RequestContext)
       settle(error);
     };
     const onDrain = (): void => controller?.resume();
+    const writeHead = (): void => {
+      (res as { writeHead(status: number, headers: Record<string, string | string[]>): unknown }).writeHead(status, head!);
+      head = null;
+      if (headAloneTimer !== null) clearTimeout(headAloneTimer);
+      headAloneTimer = null;
+    };
+    const writeHeadAlone = (): void => {
+      headAloneTimer = null;
+      if (settled || head === null) return;
+      writeHead();
+      // Node sends an HTTP/1.1 head with the first body bytes unless told to send it now (an
+      // HTTP/2 head leaves with writeHead).
+      if (ctx.httpVersion !== '2.0') (res as ServerResponse).flushHeaders();
+    };
     const writeHeld = (): void => {
-      // The head goes with the first body bytes (or the end), as Node sends an HTTP/1.1 head
-      // anyway (on HTTP/2 it would leave alone): until then a failing upstream still gets a
-      // clean 502 instead of a response cut off after its head.
-      if (settled || (held.length === 0 && !ended)) return;
-      if (head !== null) {
-        (res as { writeHead(status: number, headers: Record<string, string | string[]>): unknown }).writeHead(status, head);
-        head = null;
+      if (settled) return;
+      if (held.length === 0 && !ended) {
+        if (head !== null && headAloneTimer === null) headAloneTimer = setTimeout(writeHeadAlone, HEAD_ALONE_AFTER_MS);
+        return;
       }
+      if (head !== null) writeHead();
       const chunks = held;
       held = [];
       heldBytes = 0;
@@ -174,9 +196,9 @@ function forward(pool: Dispatcher, options: ForwardOptions, ctx: RequestContext)
         const outgoing = stripResponseHeaders(upstreamHeaders as IncomingHttpHeaders) as Record<string, string | string[]>;
         outgoing['x-request-id'] = ctx.requestId;
         if (ctx.responseHeaders !== null) Object.assign(outgoing, ctx.responseHeaders);
-        // Written with the first body bytes or the end, whichever comes first.
         status = statusCode;
         head = outgoing;
+        scheduleWrite();
       },
       onResponseData(_controller, chunk) {
         if (!started || settled) return;

@@ -1,7 +1,7 @@
 /**
  * An upstream that records every request it receives, so a test can prove what was — and was
  * not — forwarded. Answers 200 with a JSON echo; `/slow/{ms}` waits first; `/bytes/{n}` answers
- * n bytes instead.
+ * n bytes instead; `/late/{ms}` sends its head at once and its body after the wait.
  */
 import { createServer } from 'node:http';
 import type { ServerResponse } from 'node:http';
@@ -42,6 +42,13 @@ export async function startRecordingUpstream(): Promise<RecordingUpstream> {
     if (slow) await new Promise((resolve) => setTimeout(resolve, Number(slow[1])));
     const bytes = /^\/bytes\/(\d+)$/.exec(req.url!);
     if (bytes) return void sendBytes(res, Number(bytes[1]));
+    const late = /^\/late\/(\d+)$/.exec(req.url!);
+    if (late) {
+      // The head at once, the body only after the wait: a stream whose first event comes late.
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.flushHeaders();
+      return void setTimeout(() => res.end('late body'), Number(late[1]));
+    }
     const body = JSON.stringify(entry);
     if (!res.destroyed) res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
   });

@@ -103,6 +103,12 @@ ${routes}  - id: down
     path: /slow/{ms}
     upstream: sample
     auth: none
+  - id: late
+    zone: public
+    methods: [GET]
+    path: /late/{ms}
+    upstream: sample
+    auth: none
 `);
 });
 
@@ -208,4 +214,15 @@ test('a large response is passed on whole, and a client that does not read holds
   }
   assert.equal(received, LARGE_BODY_BYTES);
   assert.equal(wrongByte, false);
+});
+
+test('a head whose body comes late reaches the client long before the body does', async () => {
+  const started = performance.now();
+  const response = await request(`${h.url('public')}/late/1500`, { headers: { host: 'localhost' } });
+  const headAfter = performance.now() - started;
+  assert.equal(response.statusCode, 200);
+  assert.equal(await response.body.text(), 'late body');
+  // Held at most HEAD_ALONE_AFTER_MS (100 ms) for body bytes that do not come; the body takes 1.5 s.
+  assert.ok(headAfter < 1000, `the head took ${Math.round(headAfter)} ms`);
+  assert.ok(performance.now() - started >= 1400);
 });

@@ -42,6 +42,12 @@ routes:
     path: /bytes/{n}
     upstream: sample
     auth: none
+  - id: late
+    zone: public
+    methods: [GET]
+    path: /late/{ms}
+    upstream: sample
+    auth: none
 `;
 
 before(async () => {
@@ -128,6 +134,23 @@ test('a large response over HTTP/2 arrives whole, also to a client that stops re
     }
     assert.equal(received, total);
     assert.equal(wrongByte, false);
+  } finally {
+    session.close();
+  }
+});
+
+test('over HTTP/2 too, a head whose body comes late reaches the client long before the body does', async () => {
+  const session = http2.connect(`https://127.0.0.1:${port}`, { ca: ca.certPem, servername: 'api.example.test' });
+  try {
+    const started = performance.now();
+    const stream = session.request({ ':path': '/late/1500', ':method': 'GET', ':authority': 'api.example.test' });
+    const [headers] = (await once(stream, 'response')) as [http2.IncomingHttpHeaders];
+    const headAfter = performance.now() - started;
+    assert.equal(headers[':status'], 200);
+    let body = '';
+    for await (const chunk of stream as AsyncIterable<Buffer>) body += String(chunk);
+    assert.equal(body, 'late body');
+    assert.ok(headAfter < 1000, `the head took ${Math.round(headAfter)} ms`);
   } finally {
     session.close();
   }
