@@ -53,8 +53,8 @@ export function problemBody(reason: RefusalReason, requestId: string): { status:
 /**
  * Answers a refused request with its problem document. A refusal that keeps the connection open
  * is written at the end of the loop's turn, with the other responses of that turn
- * (src/http/end-of-turn.ts: one wake-up of the client for all of them; a flood of 404s or 401s
- * cost ~40 % less CPU a refusal this way). One that closes the connection — or whose caller
+ * (src/http/end-of-turn.ts: one wake-up of the client for all of them; measured on a flood of
+ * 404s, ~40 % less CPU a refusal). One that closes the connection — or whose caller
  * closes it right after (`now`) — is written at once, before the connection ends.
  */
 export function sendRefusal(ctx: RequestContext, refusal: Refusal, now = false): void {

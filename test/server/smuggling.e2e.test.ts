@@ -112,7 +112,9 @@ test('a request body that stalls past the request timeout: 408 from the request 
   assert.match(exchange.text, /"code":"request_timeout"/);
   assert.equal(exchange.closed, true);
   assert.ok(Date.now() - started < 4900);
-  const record = (await h.records()).find((entry) => entry.url.path === '/stalled');
+  // The decision log is written in batches: look again until the record is there.
+  let record: Record<string, any> | undefined;
+  for (let i = 0; i < 50 && record === undefined; i++) record = (await h.records()).find((entry) => entry.url.path === '/stalled');
   assert.equal(record?.event.reason, 'http.timeout');
 });
 
